@@ -1,0 +1,150 @@
+"""Reads of the ledger. Pure: nothing here writes (no lazy expiry either)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import connection
+from django.db.models import Sum
+
+from . import clock
+from .models import CreditAccount, CreditLot, LedgerEntry, LotConsumption
+
+
+def _customer_id(customer) -> int:
+    return customer if isinstance(customer, int) else customer.pk
+
+
+def account_balance(*, customer) -> int:
+    """The account's booked balance (may include lots overdue but not yet swept)."""
+    return CreditAccount.objects.filter(pk=_customer_id(customer)).values_list("balance", flat=True).first() or 0
+
+
+def available_balance(*, customer, at: datetime | None = None) -> int:
+    """What the customer could spend at `at` (default: now): the booked balance less what
+    had expired by then, swept or not."""
+    customer_id = _customer_id(customer)
+    if at is None:
+        now = clock.now()
+        booked = account_balance(customer=customer_id)
+        overdue = (CreditLot.objects.filter(account_id=customer_id, remaining__gt=0, expires_at__lte=now)
+                   .aggregate(s=Sum("remaining"))["s"] or 0)
+        return booked - overdue
+    last = (LedgerEntry.objects.filter(account_id=customer_id, created_at__lte=at)
+            .order_by("-id").values_list("balance_after", flat=True).first())
+    booked = last or 0
+    # Lots overdue at `at`: what was left of each at that moment still counted in `booked`.
+    overdue_lots = CreditLot.objects.filter(account_id=customer_id, created_at__lte=at, expires_at__lte=at)
+    overdue = 0
+    for lot_id, amount in overdue_lots.values_list("id", "amount"):
+        used = (LotConsumption.objects.filter(lot_id=lot_id, entry__created_at__lte=at)
+                .aggregate(s=Sum("amount"))["s"] or 0)
+        overdue += amount - used
+    return booked - overdue
+
+
+def expiring_lots(*, customer, within_days: int = 30, now: datetime | None = None):
+    """Open lots expiring within the next `within_days` days, soonest first."""
+    from datetime import timedelta
+
+    now = now or clock.now()
+    return (CreditLot.objects.filter(account_id=_customer_id(customer), remaining__gt=0,
+                                     expires_at__gt=now, expires_at__lte=now + timedelta(days=within_days))
+            .order_by("expires_at", "id"))
+
+
+def customer_entries(*, customer):
+    return LedgerEntry.objects.filter(account_id=_customer_id(customer)).order_by("-created_at", "-id")
+
+
+def history_entries(*, kinds=None):
+    qs = LedgerEntry.objects.select_related("account__customer", "actor", "order")
+    if kinds:
+        qs = qs.filter(kind__in=kinds)
+    return qs.order_by("-created_at", "-id")
+
+
+# --------------------------------------------------------------------------- verification
+
+_CHECKS = [
+    ("account balance differs from the sum of its entries",
+     """SELECT a.customer_id, a.balance, COALESCE(e.s, 0)
+          FROM ledger_creditaccount a
+          LEFT JOIN (SELECT account_id, SUM(amount) AS s FROM ledger_ledgerentry GROUP BY account_id) e
+            ON e.account_id = a.customer_id
+         WHERE a.balance <> COALESCE(e.s, 0)"""),
+    ("account balance differs from the sum of its lots' remainders",
+     """SELECT a.customer_id, a.balance, COALESCE(l.s, 0)
+          FROM ledger_creditaccount a
+          LEFT JOIN (SELECT account_id, SUM(remaining) AS s FROM ledger_creditlot GROUP BY account_id) l
+            ON l.account_id = a.customer_id
+         WHERE a.balance <> COALESCE(l.s, 0)"""),
+    ("account version differs from its number of entries",
+     """SELECT a.customer_id, a.version, COALESCE(e.n, 0)
+          FROM ledger_creditaccount a
+          LEFT JOIN (SELECT account_id, COUNT(*) AS n FROM ledger_ledgerentry GROUP BY account_id) e
+            ON e.account_id = a.customer_id
+         WHERE a.version <> COALESCE(e.n, 0)"""),
+    ("lot remainder differs from its amount minus consumptions plus restorations",
+     """SELECT l.id, l.remaining, l.amount - COALESCE(c.s, 0)
+          FROM ledger_creditlot l
+          LEFT JOIN (SELECT lot_id, SUM(amount) AS s FROM ledger_lotconsumption GROUP BY lot_id) c
+            ON c.lot_id = l.id
+         WHERE l.remaining <> l.amount - COALESCE(c.s, 0)"""),
+    ("entry's balance_after does not chain from the previous entry of its account",
+     """SELECT id, balance_after, expected FROM (
+            SELECT id, balance_after,
+                   COALESCE(LAG(balance_after) OVER (PARTITION BY account_id ORDER BY id), 0) + amount AS expected
+              FROM ledger_ledgerentry) t
+         WHERE balance_after <> expected"""),
+    ("account balance differs from the balance_after of its last entry",
+     """SELECT a.customer_id, a.balance, e.balance_after
+          FROM ledger_creditaccount a
+          JOIN ledger_ledgerentry e ON e.id = (SELECT MAX(id) FROM ledger_ledgerentry x WHERE x.account_id = a.customer_id)
+         WHERE a.balance <> e.balance_after"""),
+    ("negative balance or remainder",
+     """SELECT 'account', customer_id, balance FROM ledger_creditaccount WHERE balance < 0
+        UNION ALL SELECT 'lot', id, remaining FROM ledger_creditlot WHERE remaining < 0 OR remaining > amount
+        UNION ALL SELECT 'entry', id, balance_after FROM ledger_ledgerentry WHERE balance_after < 0"""),
+    ("entry's amount has the wrong sign for its kind, or is zero",
+     """SELECT id, kind, amount FROM ledger_ledgerentry
+         WHERE amount = 0
+            OR (kind = 'grant' AND amount < 0)
+            OR (kind IN ('redeem', 'expire', 'clawback', 'deduct', 'cash_refund', 'forfeit') AND amount > 0)"""),
+    ("a grant has no lot of the same amount",
+     """SELECT e.id, e.amount, l.amount FROM ledger_ledgerentry e
+          LEFT JOIN ledger_creditlot l ON l.entry_id = e.id
+         WHERE e.kind = 'grant' AND (l.id IS NULL OR l.amount <> e.amount OR l.account_id <> e.account_id)"""),
+    ("a debit's lot consumptions do not add up to its amount",
+     """SELECT e.id, e.amount, COALESCE(c.s, 0) FROM ledger_ledgerentry e
+          LEFT JOIN (SELECT entry_id, SUM(amount) AS s FROM ledger_lotconsumption GROUP BY entry_id) c
+            ON c.entry_id = e.id
+         WHERE e.kind <> 'grant' AND COALESCE(c.s, 0) <> -e.amount"""),
+    ("a lot consumption takes from another account's lot",
+     """SELECT c.id, e.account_id, l.account_id FROM ledger_lotconsumption c
+          JOIN ledger_ledgerentry e ON e.id = c.entry_id
+          JOIN ledger_creditlot l ON l.id = c.lot_id
+         WHERE e.account_id <> l.account_id"""),
+]
+
+
+def verify_ledger(*, limit: int = 20) -> list[str]:
+    """Every invariant of DESIGN.md's ledger, checked set-based. Empty when all hold."""
+    problems: list[str] = []
+    with connection.cursor() as cursor:
+        for label, sql in _CHECKS:
+            cursor.execute(f"SELECT * FROM ({sql}) q LIMIT {int(limit)}")
+            for row in cursor.fetchall():
+                problems.append(f"{label}: {tuple(row)}")
+        # Totals by kind: granted - redeemed - expired - clawed back - deducted - cash-refunded
+        # - forfeited +/- reversals == the sum of all balances.
+        cursor.execute("SELECT kind, COALESCE(SUM(amount), 0) FROM ledger_ledgerentry GROUP BY kind")
+        by_kind = {kind: int(total) for kind, total in cursor.fetchall()}
+        cursor.execute("SELECT COALESCE(SUM(balance), 0) FROM ledger_creditaccount")
+        balances = int(cursor.fetchone()[0])
+    if sum(by_kind.values()) != balances:
+        problems.append(f"totals by kind {by_kind} add up to {sum(by_kind.values())}, "
+                        f"but the balances add up to {balances}")
+    return problems
+
+

@@ -1,0 +1,516 @@
+"""The ONLY code that changes credit balances.
+
+Every public function here runs in one `transaction.atomic` (nestable), holds the row
+lock of the account it changes (`select_for_update`; PostgreSQL gives up after the
+connection's `lock_timeout`), reads balance and lots only after the lock is held, and
+first expires the account's overdue lots (lazy expiry), so nothing expired is ever spent
+even when the sweep is late. Amounts are ints of minor units.
+
+Errors are subclasses of `LedgerError`; a lock timeout or deadlock is NOT one of them
+(it is a database OperationalError, to be retried at the outermost boundary with the
+same idempotency key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Min
+from django.utils.module_loading import import_string
+
+from . import clock
+from .models import (
+    DEBIT_KINDS,
+    CreditAccount,
+    CreditLot,
+    EntryKind,
+    EntrySource,
+    LedgerEntry,
+    LotConsumption,
+)
+from .signals import entries_posted
+
+MAX_AMOUNT = 10**15  # minor units; guards against absurd input long before BIGINT overflows
+
+__all__ = [
+    "LedgerError", "InsufficientCredits", "IdempotencyConflict", "NotReversible", "InvalidPosting",
+    "grant", "debit", "clawback", "set_balance", "reverse", "expire_due",
+]
+
+
+# --------------------------------------------------------------------------- errors
+
+class LedgerError(Exception):
+    """Base of every business error the ledger raises."""
+
+
+class InsufficientCredits(LedgerError):
+    def __init__(self, *, requested: int, available: int):
+        self.requested = requested
+        self.available = available
+        super().__init__(f"Only {available} available; {requested} requested.")
+
+
+class IdempotencyConflict(LedgerError):
+    def __init__(self, key: str):
+        self.key = key
+        super().__init__(f"Idempotency key {key!r} was already used with different arguments.")
+
+
+class NotReversible(LedgerError):
+    pass
+
+
+class InvalidPosting(LedgerError, ValueError):
+    """Arguments no posting can have (zero or negative amount, unknown kind, past expiry...)."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _customer_id(customer) -> int:
+    return customer if isinstance(customer, int) else customer.pk
+
+
+def _fingerprint(operation: str, **args) -> str:
+    def norm(value):
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if hasattr(value, "pk"):
+            return value.pk
+        return value
+
+    payload = json.dumps({"op": operation, **{k: norm(v) for k, v in sorted(args.items())}},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _check_amount(amount) -> int:
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise InvalidPosting(f"Amounts are ints of minor units, not {type(amount).__name__}.")
+    if amount <= 0:
+        raise InvalidPosting("The amount must be greater than zero.")
+    if amount >= MAX_AMOUNT:
+        raise InvalidPosting("The amount is too large.")
+    return amount
+
+
+def _replayed(idempotency_key: str | None, fingerprint: str) -> LedgerEntry | None:
+    """The entry first posted under this key, if any; a conflict if the arguments differ."""
+    if not idempotency_key:
+        return None
+    entry = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
+    if entry is None:
+        return None
+    if entry.fingerprint != fingerprint:
+        raise IdempotencyConflict(idempotency_key)
+    return entry
+
+
+def _lock_account(customer_id: int) -> CreditAccount:
+    """Row-lock the customer's account, creating it on first use."""
+    try:
+        return CreditAccount.objects.select_for_update().get(pk=customer_id)
+    except CreditAccount.DoesNotExist:
+        CreditAccount.objects.bulk_create([CreditAccount(customer_id=customer_id)], ignore_conflicts=True)
+        return CreditAccount.objects.select_for_update().get(pk=customer_id)
+
+
+def _fefo(lots: Iterable[CreditLot]) -> list[CreditLot]:
+    """First-expiring-first: by (expires_at, id), never-expiring last."""
+    return sorted(lots, key=lambda lot: (lot.expires_at is None, lot.expires_at or datetime.min, lot.pk))
+
+
+class _Posting:
+    """The state of one locked account while a service posts to it: the entries written
+    are chained here (balance_after, version) and the account row is saved once."""
+
+    def __init__(self, account: CreditAccount, now: datetime):
+        self.account = account
+        self.now = now
+        self.posted: list[LedgerEntry] = []
+        self._open_lots: list[CreditLot] | None = None
+
+    # -- lots -------------------------------------------------------------
+    def open_lots(self) -> list[CreditLot]:
+        """Lots with a remainder, FEFO, overdue ones already expired. Loaded once."""
+        if self._open_lots is None:
+            lots = CreditLot.objects.filter(account=self.account, remaining__gt=0)
+            self._open_lots = _fefo(lots)
+            self._expire_overdue()
+        return self._open_lots
+
+    def expire_overdue_if_any(self) -> None:
+        nxt = self.account.next_expiry_at
+        if nxt is not None and nxt <= self.now:
+            self.open_lots()
+
+    def _expire_overdue(self, *, suffix: str = "") -> None:
+        overdue = [lot for lot in self._open_lots
+                   if lot.expires_at is not None and lot.expires_at <= self.now and lot.remaining > 0]
+        for lot in overdue:
+            self.expire_lot(lot, key=f"expire:{lot.pk}{suffix}")
+        self._open_lots = [lot for lot in self._open_lots if lot.remaining > 0]
+
+    def expire_lot(self, lot: CreditLot, *, key: str) -> LedgerEntry:
+        amount = lot.remaining
+        entry = self.insert_entry(kind=EntryKind.EXPIRE, amount=-amount, source=EntrySource.SYSTEM,
+                                  reason="Expired", idempotency_key=key,
+                                  fingerprint=_fingerprint("expire", lot=lot.pk, key=key),
+                                  details={"lot": lot.pk, "expires_at": lot.expires_at.isoformat()})
+        LotConsumption.objects.create(entry=entry, lot=lot, amount=amount)
+        lot.remaining = 0
+        CreditLot.objects.filter(pk=lot.pk).update(remaining=0)
+        return entry
+
+    # -- entries ----------------------------------------------------------
+    def insert_entry(self, *, kind, amount: int, **fields) -> LedgerEntry:
+        new_balance = self.account.balance + amount
+        if new_balance < 0:  # unreachable through the public API; the CHECK would refuse it anyway
+            raise InsufficientCredits(requested=-amount, available=self.account.balance)
+        entry = LedgerEntry.objects.create(
+            account=self.account, kind=kind, amount=amount, balance_after=new_balance,
+            created_at=self.now, **fields,
+        )
+        self.account.balance = new_balance
+        self.account.version += 1
+        self.posted.append(entry)
+        return entry
+
+    def take(self, entry: LedgerEntry, amount: int, lots: list[CreditLot]) -> None:
+        """Record that `entry` took `amount` from `lots` in the given order."""
+        left = amount
+        used: list[CreditLot] = []
+        consumptions = []
+        for lot in lots:
+            if left == 0:
+                break
+            part = min(lot.remaining, left)
+            if part <= 0:
+                continue
+            lot.remaining -= part
+            left -= part
+            used.append(lot)
+            consumptions.append(LotConsumption(entry=entry, lot=lot, amount=part))
+        assert left == 0, "lots do not cover the balance"  # the invariant balance == sum(remaining)
+        LotConsumption.objects.bulk_create(consumptions)
+        CreditLot.objects.bulk_update(used, ["remaining"])
+        self._open_lots = [lot for lot in self._open_lots if lot.remaining > 0]
+
+    # -- finish -----------------------------------------------------------
+    def save(self) -> None:
+        if not self.posted:
+            return
+        if self._open_lots is not None:
+            dated = [lot.expires_at for lot in self._open_lots if lot.expires_at is not None]
+            self.account.next_expiry_at = min(dated) if dated else None
+        CreditAccount.objects.filter(pk=self.account.pk).update(
+            balance=self.account.balance, version=self.account.version,
+            next_expiry_at=self.account.next_expiry_at, updated_at=self.now,
+        )
+        posted = list(self.posted)
+        entries_posted.send(sender=LedgerEntry, entries=posted)
+
+
+def _race_safe(idempotency_key: str | None, fingerprint: str, post):
+    """Run `post()`. If a concurrent transaction on another account committed the same key
+    first (the account lock does not serialise those), answer as the replay it is."""
+    try:
+        return post()
+    except IntegrityError:
+        if idempotency_key:
+            entry = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
+            if entry is not None:
+                if entry.fingerprint != fingerprint:
+                    raise IdempotencyConflict(idempotency_key) from None
+                return entry
+        raise
+
+
+# --------------------------------------------------------------------------- public API
+
+def grant(*, customer, amount: int, reason: str, expires_at: datetime | None = None, actor=None,
+          source: str = EntrySource.STAFF, comment: str = "", order=None, idempotency_key: str | None = None,
+          details: dict | None = None) -> LedgerEntry:
+    """Add `amount` to the customer's balance as a new lot expiring at `expires_at` (None: never)."""
+    _check_amount(amount)
+    if source not in EntrySource.values:
+        raise InvalidPosting(f"Unknown source {source!r}.")
+    customer_id = _customer_id(customer)
+    fp = _fingerprint("grant", customer=customer_id, amount=amount, reason=reason, expires_at=expires_at,
+                      source=source, comment=comment, order=order, details=details or {})
+    def post():
+        with transaction.atomic():
+            account = _lock_account(customer_id)
+            if (entry := _replayed(idempotency_key, fp)) is not None:
+                return entry
+            posting = _Posting(account, clock.now())
+            if expires_at is not None and expires_at <= posting.now:
+                raise InvalidPosting("The expiry must be in the future.")
+            posting.expire_overdue_if_any()
+            entry = _grant_locked(posting, amount=amount, reason=reason, expires_at=expires_at, actor=actor,
+                                  source=source, comment=comment, order=order, idempotency_key=idempotency_key,
+                                  fingerprint=fp, details=details or {})
+            posting.save()
+            return entry
+
+    return _race_safe(idempotency_key, fp, post)
+
+
+def _grant_locked(posting: _Posting, *, amount, reason, expires_at, actor, source, comment, order,
+                  idempotency_key, fingerprint, details) -> LedgerEntry:
+    entry = posting.insert_entry(kind=EntryKind.GRANT, amount=amount, source=source, reason=reason,
+                                 comment=comment, actor=actor, order=order, idempotency_key=idempotency_key,
+                                 fingerprint=fingerprint, details=details)
+    lot = CreditLot.objects.create(account=posting.account, entry=entry, amount=amount, remaining=amount,
+                                   expires_at=expires_at, created_at=posting.now)
+    if posting._open_lots is not None:
+        posting._open_lots = _fefo([*posting._open_lots, lot])
+    elif expires_at is not None:
+        nxt = posting.account.next_expiry_at
+        posting.account.next_expiry_at = expires_at if nxt is None else min(nxt, expires_at)
+    return entry
+
+
+def debit(*, customer, amount: int, kind: str, reason: str, actor=None, source: str = EntrySource.STAFF,
+          comment: str = "", order=None, idempotency_key: str | None = None,
+          details: dict | None = None) -> LedgerEntry:
+    """Take `amount` from the customer's lots first-expiring-first. Raises InsufficientCredits
+    (writing nothing) if the available balance is smaller."""
+    _check_amount(amount)
+    if kind not in DEBIT_KINDS:
+        raise InvalidPosting(f"{kind!r} is not a debit kind ({', '.join(sorted(DEBIT_KINDS))}).")
+    if source not in EntrySource.values:
+        raise InvalidPosting(f"Unknown source {source!r}.")
+    customer_id = _customer_id(customer)
+    fp = _fingerprint("debit", customer=customer_id, amount=amount, kind=kind, reason=reason, source=source,
+                      comment=comment, order=order, details=details or {})
+    def post():
+        with transaction.atomic():
+            account = _lock_account(customer_id)
+            if (entry := _replayed(idempotency_key, fp)) is not None:
+                return entry
+            posting = _Posting(account, clock.now())
+            entry = _debit_locked(posting, amount=amount, kind=kind, reason=reason, actor=actor, source=source,
+                                  comment=comment, order=order, idempotency_key=idempotency_key, fingerprint=fp,
+                                  details=details or {})
+            posting.save()
+            return entry
+
+    return _race_safe(idempotency_key, fp, post)
+
+
+def _debit_locked(posting: _Posting, *, amount, kind, reason, actor, source, comment, order,
+                  idempotency_key, fingerprint, details, prefer_lot_id=None, partial=False) -> LedgerEntry | None:
+    lots = posting.open_lots()  # expires what is overdue first
+    available = posting.account.balance
+    uncollected = 0
+    if amount > available:
+        if not partial:
+            raise InsufficientCredits(requested=amount, available=available)
+        uncollected = amount - available
+        amount = available
+        if amount == 0:
+            return None
+    if prefer_lot_id is not None:
+        lots = [lot for lot in lots if lot.pk == prefer_lot_id] + [lot for lot in lots if lot.pk != prefer_lot_id]
+    entry = posting.insert_entry(kind=kind, amount=-amount, source=source, reason=reason, comment=comment,
+                                 actor=actor, order=order, idempotency_key=idempotency_key,
+                                 fingerprint=fingerprint, uncollected=uncollected, details=details)
+    posting.take(entry, amount, lots)
+    return entry
+
+
+def clawback(*, customer, amount: int, reason: str, lot=None, actor=None, source: str = EntrySource.RULE,
+             comment: str = "", order=None, idempotency_key: str | None = None,
+             details: dict | None = None) -> LedgerEntry | None:
+    """Take back up to `amount`: from `lot` first, then other lots first-expiring-first, never
+    below zero. What could not be taken is recorded on the entry as `uncollected`. Returns
+    None (writing nothing) when the balance is zero."""
+    _check_amount(amount)
+    customer_id = _customer_id(customer)
+    lot_id = getattr(lot, "pk", lot)
+    fp = _fingerprint("clawback", customer=customer_id, amount=amount, reason=reason, lot=lot_id,
+                      source=source, comment=comment, order=order, details=details or {})
+    def post():
+        with transaction.atomic():
+            account = _lock_account(customer_id)
+            if (entry := _replayed(idempotency_key, fp)) is not None:
+                return entry
+            posting = _Posting(account, clock.now())
+            entry = _debit_locked(posting, amount=amount, kind=EntryKind.CLAWBACK, reason=reason, actor=actor,
+                                  source=source, comment=comment, order=order, idempotency_key=idempotency_key,
+                                  fingerprint=fp, details=details or {}, prefer_lot_id=lot_id, partial=True)
+            posting.save()
+            return entry
+
+    return _race_safe(idempotency_key, fp, post)
+
+
+def _default_expiry(*, source: str, now: datetime) -> datetime | None:
+    path = getattr(settings, "LEDGER_EXPIRY_POLICY", "")
+    if not path:
+        return None
+    return import_string(path)(source=source, now=now)
+
+
+def set_balance(*, customer, target: int, reason: str, actor=None, comment: str = "",
+                idempotency_key: str | None = None, source: str = EntrySource.STAFF) -> LedgerEntry | None:
+    """Post the difference to reach `target`: a grant (expiring as the store's policy says
+    for staff credits) or a first-expiring-first deduction. None when already there."""
+    if isinstance(target, bool) or not isinstance(target, int) or target < 0 or target >= MAX_AMOUNT:
+        raise InvalidPosting("The target balance must be a whole number of minor units, zero or more.")
+    customer_id = _customer_id(customer)
+    fp = _fingerprint("set_balance", customer=customer_id, target=target, reason=reason, comment=comment,
+                      source=source)
+    def post():
+        with transaction.atomic():
+            account = _lock_account(customer_id)
+            if (entry := _replayed(idempotency_key, fp)) is not None:
+                return entry
+            posting = _Posting(account, clock.now())
+            posting.open_lots()  # lazy expiry: the difference is taken from what is really there
+            diff = target - posting.account.balance
+            entry = None
+            common = dict(reason=reason, actor=actor, source=source, comment=comment, order=None,
+                          idempotency_key=idempotency_key, fingerprint=fp, details={"set_balance": target})
+            if diff > 0:
+                entry = _grant_locked(posting, amount=diff,
+                                      expires_at=_default_expiry(source=source, now=posting.now), **common)
+            elif diff < 0:
+                entry = _debit_locked(posting, amount=-diff, kind=EntryKind.DEDUCT, **common)
+            posting.save()
+            return entry
+
+    return _race_safe(idempotency_key, fp, post)
+
+
+def reverse(*, entry: LedgerEntry, actor=None, comment: str = "", idempotency_key: str | None = None
+            ) -> LedgerEntry:
+    """Undo `entry` with a reversal entry. A debit's amount goes back into the very lots it
+    came from (a lot that has expired meanwhile expires again at once); a grant can be
+    reversed only while its lot is untouched. Expiries and reversals are not reversible;
+    an entry is reversed at most once."""
+    entry_id = entry if isinstance(entry, int) else entry.pk
+    fp = _fingerprint("reverse", entry=entry_id, comment=comment)
+    def post():
+        with transaction.atomic():
+            if (found := _replayed(idempotency_key, fp)) is not None:
+                return found
+            original = LedgerEntry.objects.get(pk=entry_id)
+            account = _lock_account(original.account_id)
+            if (found := _replayed(idempotency_key, fp)) is not None:
+                return found
+            if original.kind in (EntryKind.EXPIRE, EntryKind.REVERSAL):
+                raise NotReversible(f"{original.get_kind_display()} entries cannot be reversed.")
+            if LedgerEntry.objects.filter(reverses_id=original.pk).exists():
+                raise NotReversible("This entry has already been reversed.")
+            posting = _Posting(account, clock.now())
+            lots = posting.open_lots()
+            common = dict(source=EntrySource.STAFF if actor else EntrySource.SYSTEM,
+                          reason=f"Reversal of #{original.pk} ({original.reason})"[:200], comment=comment,
+                          actor=actor, order_id=original.order_id, reverses=original,
+                          idempotency_key=idempotency_key, fingerprint=fp,
+                          details={"reverses": original.pk, "kind": original.kind})
+            if original.kind == EntryKind.GRANT:
+                lot = CreditLot.objects.get(entry=original)
+                touched = lot.remaining != lot.amount or LotConsumption.objects.filter(lot=lot).exists()
+                if touched:
+                    raise NotReversible("Credits from this grant have already been used or expired.")
+                reversal = posting.insert_entry(kind=EntryKind.REVERSAL, amount=-lot.amount, **common)
+                lot_in_list = next((x for x in lots if x.pk == lot.pk), lot)
+                posting.take(reversal, lot.amount, [lot_in_list])
+            else:
+                taken = list(LotConsumption.objects.filter(entry=original).select_related("lot"))
+                amount = -original.amount
+                reversal = posting.insert_entry(kind=EntryKind.REVERSAL, amount=amount, **common)
+                restored = []
+                by_id = {lot.pk: lot for lot in lots}
+                for consumption in taken:
+                    lot = by_id.get(consumption.lot_id, consumption.lot)
+                    lot.remaining += consumption.amount
+                    restored.append(lot)
+                LotConsumption.objects.bulk_create(
+                    [LotConsumption(entry=reversal, lot_id=c.lot_id, amount=-c.amount) for c in taken])
+                CreditLot.objects.bulk_update(restored, ["remaining"])
+                fresh = {lot.pk: lot for lot in posting._open_lots}
+                for lot in restored:
+                    fresh[lot.pk] = lot
+                posting._open_lots = _fefo(fresh.values())
+                # A lot that expired meanwhile expires again at once.
+                posting._expire_overdue(suffix=f":{reversal.pk}")
+            posting.save()
+            return reversal
+
+    return _race_safe(idempotency_key, fp, post)
+
+
+def expire_due(*, now: datetime | None = None, batch_size: int = 2000) -> int:
+    """Expire every lot whose expiry has passed, in set-based batches of about `batch_size`
+    lots, one transaction each. Safe to run twice or concurrently (a lot expires once: its
+    remainder is zero afterwards and its key `expire:{lot}` is unique). Returns the number
+    of expire entries posted."""
+    now = now or clock.now()
+    posted = 0
+    idle_rounds = 0
+    while True:
+        with transaction.atomic():
+            candidate_accounts = list(
+                CreditLot.objects.filter(remaining__gt=0, expires_at__lte=now)
+                .order_by("expires_at", "id").values_list("account_id", flat=True)[:batch_size]
+            )
+            if not candidate_accounts:
+                return posted
+            account_ids = sorted(set(candidate_accounts))
+            locking = CreditAccount.objects.filter(pk__in=account_ids).order_by("pk")
+            if connection.features.has_select_for_update_skip_locked:
+                locking = locking.select_for_update(skip_locked=True)
+            accounts = {a.pk: a for a in locking}
+            if not accounts:
+                idle_rounds += 1
+                if idle_rounds > 50:  # every candidate is busy; lazy expiry covers them
+                    return posted
+                continue
+            idle_rounds = 0
+            posted += _expire_batch(accounts, now)
+
+
+def _expire_batch(accounts: dict[int, CreditAccount], now: datetime) -> int:
+    lots = list(CreditLot.objects.filter(account_id__in=accounts, remaining__gt=0, expires_at__lte=now)
+                .order_by("account_id", "expires_at", "id"))
+    if not lots:
+        return 0
+    entries = []
+    for lot in lots:
+        account = accounts[lot.account_id]
+        account.balance -= lot.remaining
+        account.version += 1
+        key = f"expire:{lot.pk}"
+        entries.append(LedgerEntry(
+            account_id=lot.account_id, kind=EntryKind.EXPIRE, amount=-lot.remaining,
+            balance_after=account.balance, created_at=now, source=EntrySource.SYSTEM, reason="Expired",
+            idempotency_key=key, fingerprint=_fingerprint("expire", lot=lot.pk, key=key),
+            details={"lot": lot.pk, "expires_at": lot.expires_at.isoformat()},
+        ))
+    LedgerEntry.objects.bulk_create(entries)
+    LotConsumption.objects.bulk_create(
+        [LotConsumption(entry=entry, lot=lot, amount=lot.remaining) for entry, lot in zip(entries, lots, strict=True)])
+    CreditLot.objects.filter(pk__in=[lot.pk for lot in lots]).update(remaining=0)
+    next_expiry = dict(
+        CreditLot.objects.filter(account_id__in=accounts, remaining__gt=0, expires_at__isnull=False)
+        .values("account_id").annotate(m=Min("expires_at")).values_list("account_id", "m")
+    )
+    touched = {lot.account_id for lot in lots}
+    changed = []
+    for account_id in touched:
+        account = accounts[account_id]
+        account.next_expiry_at = next_expiry.get(account_id)
+        account.updated_at = now
+        changed.append(account)
+    CreditAccount.objects.bulk_update(changed, ["balance", "version", "next_expiry_at", "updated_at"])
+    entries_posted.send(sender=LedgerEntry, entries=entries)
+    return len(entries)
