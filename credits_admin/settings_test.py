@@ -16,3 +16,6 @@ CELERY_TASK_ALWAYS_EAGER = True
 MEDIA_ROOT = str(VAR_DIR / "test-media")
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
+
+# whitenoise warns about a missing STATIC_ROOT; tests serve from the finders.
+os.makedirs(STATIC_ROOT, exist_ok=True)  # noqa: F405
