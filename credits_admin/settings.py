@@ -65,6 +65,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "credits_admin.context_processors.store",
             ],
+            # {% partialdef %} everywhere without {% load partials %}
+            "builtins": ["template_partials.templatetags.partials"],
         },
     }
 ]
@@ -154,7 +156,7 @@ STORE_CURRENCY = env("STORE_CURRENCY", default="USD")
 # posted by `ledger.services.set_balance`; the rules app plugs its expiry policy in here.
 LEDGER_EXPIRY_POLICY = env("LEDGER_EXPIRY_POLICY", default="")
 
-DJANGO_TABLES2_TEMPLATE = "django_tables2/bootstrap5.html"
+DJANGO_TABLES2_TEMPLATE = "django_tables2/table.html"
 
 LOGGING = {
     "version": 1,

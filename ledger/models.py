@@ -178,3 +178,43 @@ class LotConsumption(AppendOnlyModel):
 
     def __str__(self):
         return f"Entry {self.entry_id} took {self.amount} from lot {self.lot_id}"
+
+
+class Export(models.Model):
+    """A CSV export of the credits history too large to download at once: built by a
+    Celery job, downloadable from the Exports page, deleted after `expires_at`."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Ready"
+        FAILED = "failed", "Failed"
+        EXPIRED = "expired", "Expired"
+
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    # The search (a query string of the history filter) and the chosen columns/options.
+    params = models.JSONField(default=dict)
+    description = models.CharField(max_length=300, blank=True)
+    total_rows = models.BigIntegerField(null=True, blank=True)
+    rows_written = models.BigIntegerField(default=0)
+    file = models.CharField(max_length=300, blank=True)  # relative to MEDIA_ROOT
+    size_bytes = models.BigIntegerField(default=0)
+    error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Export {self.pk} ({self.status})"
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        if not self.total_rows:
+            return 0
+        return min(99, int(self.rows_written * 100 / self.total_rows))

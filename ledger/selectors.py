@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Sum
+from django.db.models import Count, F, Q, Sum, Window
+from django.db.models.functions import RowNumber
 
 from . import clock
 from .models import CreditAccount, CreditLot, LedgerEntry, LotConsumption
@@ -58,10 +59,50 @@ def customer_entries(*, customer):
 
 
 def history_entries(*, kinds=None):
+    """The credits history: what the page, its summary and the CSV export all start from."""
     qs = LedgerEntry.objects.select_related("account__customer", "actor", "order")
     if kinds:
         qs = qs.filter(kind__in=kinds)
     return qs.order_by("-created_at", "-id")
+
+
+def matching_customer_ids(text: str, *, exact: bool = False):
+    """Ids of the customers a search box means (see crm.selectors.customer_match)."""
+    from crm.models import Customer
+    from crm.selectors import customer_match
+
+    return Customer.objects.filter(customer_match(text, exact=exact)).values("pk")
+
+
+def history_summary(queryset) -> dict:
+    """Totals for exactly the rows of `queryset` (one aggregate query)."""
+    totals = queryset.order_by().aggregate(
+        rewarded=Sum("amount", filter=Q(amount__gt=0)),
+        deducted=Sum("amount", filter=Q(amount__lt=0)),
+        entries=Count("id"),
+        customers=Count("account_id", distinct=True),
+    )
+    rewarded = int(totals["rewarded"] or 0)
+    deducted = -int(totals["deducted"] or 0)
+    return {"rewarded": rewarded, "deducted": deducted, "net": rewarded - deducted,
+            "entries": totals["entries"], "customers": totals["customers"]}
+
+
+def balance_at(*, moment: datetime, customer_ids=None) -> int:
+    """The booked balance (sum of entries) just before `moment`, for some customers or all.
+    For one customer it is the balance_after of its last earlier entry; for everyone it is
+    the balances now less everything posted since (exact for any past moment)."""
+    if customer_ids is not None:
+        last_per_account = (
+            LedgerEntry.objects.filter(account_id__in=customer_ids, created_at__lt=moment)
+            .annotate(rn=Window(RowNumber(), partition_by=F("account_id"),
+                                order_by=[F("created_at").desc(), F("id").desc()]))
+            .filter(rn=1)
+        )
+        return int(sum(last_per_account.values_list("balance_after", flat=True)))
+    now_total = CreditAccount.objects.aggregate(s=Sum("balance"))["s"] or 0
+    since = LedgerEntry.objects.filter(created_at__gte=moment).aggregate(s=Sum("amount"))["s"] or 0
+    return int(now_total) - int(since)
 
 
 # --------------------------------------------------------------------------- verification

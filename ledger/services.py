@@ -108,6 +108,7 @@ def _replayed(idempotency_key: str | None, fingerprint: str) -> LedgerEntry | No
         return None
     if entry.fingerprint != fingerprint:
         raise IdempotencyConflict(idempotency_key)
+    entry.replayed = True  # callers may skip side effects they did the first time
     return entry
 
 
@@ -227,6 +228,7 @@ def _race_safe(idempotency_key: str | None, fingerprint: str, post):
             if entry is not None:
                 if entry.fingerprint != fingerprint:
                     raise IdempotencyConflict(idempotency_key) from None
+                entry.replayed = True
                 return entry
         raise
 
@@ -351,11 +353,13 @@ def clawback(*, customer, amount: int, reason: str, lot=None, actor=None, source
     return _race_safe(idempotency_key, fp, post)
 
 
-def _default_expiry(*, source: str, now: datetime) -> datetime | None:
+def policy_expiry(*, source: str, now: datetime | None = None) -> datetime | None:
+    """The expiry the store's policy gives credits posted now by `source` (None: never).
+    The rules app plugs its policy in through settings.LEDGER_EXPIRY_POLICY."""
     path = getattr(settings, "LEDGER_EXPIRY_POLICY", "")
     if not path:
         return None
-    return import_string(path)(source=source, now=now)
+    return import_string(path)(source=source, now=now or clock.now())
 
 
 def set_balance(*, customer, target: int, reason: str, actor=None, comment: str = "",
@@ -380,7 +384,7 @@ def set_balance(*, customer, target: int, reason: str, actor=None, comment: str 
                           idempotency_key=idempotency_key, fingerprint=fp, details={"set_balance": target})
             if diff > 0:
                 entry = _grant_locked(posting, amount=diff,
-                                      expires_at=_default_expiry(source=source, now=posting.now), **common)
+                                      expires_at=policy_expiry(source=source, now=posting.now), **common)
             elif diff < 0:
                 entry = _debit_locked(posting, amount=-diff, kind=EntryKind.DEDUCT, **common)
             posting.save()

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.db import transaction
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import trigger_client_event
+
+from credits_admin.audit import record_change
+from credits_admin.db import retry_on_lock
+from credits_admin.paging import BadCursor, keyset_page
+from crm.models import Customer
+
+from . import selectors, services
+from .filters import HistoryFilter
+from .forms import CreditAdjustForm
+from .tables import HistoryTable
+
+SORTS = {"-created_at": ("created_at", True), "created_at": ("created_at", False),
+         "-amount": ("amount", True), "amount": ("amount", False)}
+PER_PAGE = 50
+
+
+def _history_data(request) -> dict:
+    """Everything the results partial shows, for GET params of the history search."""
+    params = request.GET.copy()
+    if not any(k in params for k in ("period", "date_from", "date_to", "customer", "direction", "kind",
+                                     "reason", "source", "amount_min", "amount_max", "order", "staff")):
+        params["period"] = "30d"  # a sensible default: the last 30 days, not all of history
+    filterset = HistoryFilter(params)
+    sort = request.GET.get("sort", "-created_at")
+    if sort not in SORTS:
+        sort = "-created_at"
+    field, descending = SORTS[sort]
+    context = {"filter": filterset, "sort": sort, "summary": None, "page": None, "table": None,
+               "opening": None, "closing": None, "cursor_error": None}
+    if not filterset.is_valid():
+        context["table"] = HistoryTable([], order_by=sort)
+        return context
+    qs = filterset.qs
+    try:
+        page = keyset_page(qs, field=field, descending=descending, after=request.GET.get("after"),
+                           before=request.GET.get("before"), per_page=PER_PAGE)
+    except BadCursor as exc:
+        context["cursor_error"] = str(exc)
+        page = keyset_page(qs, field=field, descending=descending, per_page=PER_PAGE)
+    context["page"] = page
+    context["table"] = HistoryTable(page.rows, order_by=sort)
+    context["summary"] = selectors.history_summary(qs)
+    if filterset.is_period_search:
+        start, end = filterset.period_range
+        ids = None
+        if filterset.customer_text:
+            ids = selectors.matching_customer_ids(filterset.customer_text)
+        if start is not None:
+            context["opening"] = selectors.balance_at(moment=start, customer_ids=ids)
+            context["closing"] = (selectors.balance_at(moment=end, customer_ids=ids) if end is not None
+                                  else context["opening"] + context["summary"]["net"])
+            context["period_start"], context["period_end"] = start, end
+    query = params.copy()
+    for key in ("after", "before"):
+        query.pop(key, None)
+    context["base_query"] = query.urlencode()
+    return context
+
+
+@require_GET
+@permission_required("ledger.view_ledgerentry", raise_exception=True)
+def history(request):
+    context = _history_data(request)
+    partial = request.htmx and request.htmx.target == "results"
+    return render(request, "ledger/history.html" + ("#results" if partial else ""), context)
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("ledger.add_ledgerentry", raise_exception=True)
+def credit_adjust(request, customer_id: int | None = None):
+    customer = get_object_or_404(Customer, pk=customer_id) if customer_id is not None else None
+    form = CreditAdjustForm(request.POST or None, customer=customer)
+    context = {"form": form, "customer": customer, "step": "form"}
+    if request.method == "POST" and form.is_valid():
+        target = form.target_customer
+        amount = form.cleaned_data["amount"]
+        available = selectors.available_balance(customer=target)
+        context.update(target=target, available=available, amount=amount, resulting=available + amount,
+                       expires_at=form.expires_at() if amount > 0 else None)
+        step = request.POST.get("step")
+        if amount < 0 and -amount > available:
+            form.add_error("amount", f"Only {_fmt(available)} is available; you cannot deduct {_fmt(-amount)}.")
+        elif step == "edit":
+            pass  # back from the preview to the form, values kept
+        elif step != "confirm":
+            context["step"] = "confirm"  # show the preview, then confirm
+        else:
+            try:
+                entry = retry_on_lock(lambda: _post_adjustment(request, form))
+            except services.InsufficientCredits as exc:
+                form.add_error("amount", f"Only {_fmt(exc.available)} is available; "
+                                         f"you cannot deduct {_fmt(exc.requested)}.")
+            except services.IdempotencyConflict:
+                form.add_error(None, "This form was already submitted with other values. "
+                                     "Close it and start again.")
+            else:
+                if not request.htmx:
+                    messages.success(request, f"{_fmt(entry.amount, signed=True)} posted for {target}.")
+                    return redirect(reverse("ledger:history") + f"?customer={target.member_id}")
+                response = trigger_client_event(HttpResponse(status=204), "closeModal")
+                return trigger_client_event(response, "creditsChanged",
+                                            {"customer": target.pk, "entry": entry.pk})
+    template = "ledger/credit_adjust.html" + ("#modal-body" if request.htmx else "")
+    return render(request, template, context)
+
+
+def _post_adjustment(request, form: CreditAdjustForm):
+    data = form.cleaned_data
+    target = form.target_customer
+    amount = data["amount"]
+    key = f"staff:{data['idempotency_key']}"
+    with transaction.atomic():
+        if amount > 0:
+            entry = services.grant(customer=target, amount=amount, reason=form.reason_text,
+                                   expires_at=form.expires_at(), actor=request.user, source="staff",
+                                   comment=data["comment"], idempotency_key=key)
+        else:
+            entry = services.debit(customer=target, amount=-amount, kind="deduct", reason=form.reason_text,
+                                   actor=request.user, source="staff", comment=data["comment"],
+                                   idempotency_key=key)
+        if getattr(entry, "replayed", False):
+            return entry  # a double click: posted and audited once already
+        record_change(actor=request.user, action="ledger.credit" if amount > 0 else "ledger.debit",
+                      target=target, summary=f"{entry.get_kind_display()} {amount} ({form.reason_text})",
+                      after={"entry": entry.pk, "amount": entry.amount, "balance_after": entry.balance_after,
+                             "reason": entry.reason, "comment": entry.comment})
+    return entry
+
+
+def _fmt(minor, signed=False):
+    from credits_admin.money import format_amount
+
+    return format_amount(minor, signed=signed)
