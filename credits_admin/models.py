@@ -41,3 +41,44 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only.")
+
+
+class StoreSettings(models.Model):
+    """The store itself (one row). The currency fixes what an amount's minor unit is, so it
+    can change only while the ledger is empty."""
+
+    store_name = models.CharField(max_length=120, default="")
+    currency = models.CharField(max_length=3, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.store_name or 'Store'} ({self.currency or 'default currency'})"
+
+    @classmethod
+    def load(cls) -> "StoreSettings":
+        obj, _ = cls.objects.get_or_create(pk=1)
+        return obj
+
+
+class ApiKey(models.Model):
+    """A storefront API key. Only a SHA-256 of the secret is stored; the whole key is shown
+    once, when it is created."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)  # public part, to find the row
+    hashed_secret = models.CharField(max_length=64)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

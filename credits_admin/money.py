@@ -2,6 +2,7 @@
 text typed by a person into minor units and minor units into text for a page, using the
 store currency's exponent (KRW and JPY have none). Floats never touch money."""
 
+import time
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.conf import settings
@@ -16,8 +17,33 @@ class MoneyParseError(ValueError):
     pass
 
 
+_cached: tuple[float, str, str] | None = None
+CACHE_SECONDS = 30
+
+
 def store_currency() -> str:
-    return settings.STORE_CURRENCY
+    """The currency chosen on the program settings page, else settings.STORE_CURRENCY.
+    Read at most every CACHE_SECONDS per process (pages format many amounts)."""
+    global _cached
+    now = time.monotonic()
+    fallback = settings.STORE_CURRENCY
+    if _cached is not None and now - _cached[0] < CACHE_SECONDS and _cached[1] == fallback:
+        return _cached[2]
+    from .models import StoreSettings
+
+    try:
+        chosen = StoreSettings.objects.filter(pk=1).values_list("currency", flat=True).first()
+    except Exception:  # no table yet (before migrate)
+        return settings.STORE_CURRENCY
+    currency = (chosen or fallback).upper()
+    _cached = (now, fallback, currency)
+    return currency
+
+
+def forget_store_currency() -> None:
+    """Call after changing StoreSettings.currency."""
+    global _cached
+    _cached = None
 
 
 def exponent(currency: str | None = None) -> int:

@@ -35,6 +35,9 @@ INSTALLED_APPS = [
     "credits_admin",
     "crm",
     "ledger",
+    "rules",
+    "refunds",
+    "notifications",
 ]
 
 MIDDLEWARE = [

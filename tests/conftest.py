@@ -2,7 +2,8 @@ import os
 
 import pytest
 from django.db import connection
-from hypothesis import HealthCheck, settings as hypothesis_settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from credits_admin.roles import ROLE_NAMES
 from ledger import services as ledger_services
@@ -63,3 +64,13 @@ def staff(db):
 @pytest.fixture
 def htmx_headers():
     return {"HX-Request": "true"}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_store_currency():
+    """The store currency is cached per process; every test starts without the cache."""
+    from credits_admin.money import forget_store_currency
+
+    forget_store_currency()
+    yield
+    forget_store_currency()

@@ -1,0 +1,63 @@
+"""The storefront JSON API (django-ninja) under /api/v1/, OpenAPI docs at /api/v1/docs.
+Every endpoint authenticates with an API key (`Authorization: Bearer sca_...` or
+`X-Api-Key: sca_...`); anonymous calls get a 401 JSON answer, never a login redirect."""
+
+from django.contrib.auth.decorators import login_not_required
+from django.urls import URLPattern, URLResolver
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, ValidationError
+from ninja.security import APIKeyHeader, HttpBearer
+
+from . import apikeys
+
+
+class BearerKey(HttpBearer):
+    def authenticate(self, request, token):
+        return apikeys.authenticate(token)
+
+
+class HeaderKey(APIKeyHeader):
+    param_name = "X-Api-Key"
+
+    def authenticate(self, request, key):
+        return apikeys.authenticate(key)
+
+
+api = NinjaAPI(
+    title="Store Credits Admin — storefront API",
+    version="1",
+    description="Events from the storefront (customers, orders), balances, redemptions and cash-refund requests.",
+    auth=[BearerKey(), HeaderKey()],
+    urls_namespace="api",
+    docs_url="/docs",
+)
+
+
+@api.exception_handler(AuthenticationError)
+def unauthorized(request, exc):
+    return api.create_response(request, {"detail": "A valid API key is required."}, status=401)
+
+
+@api.exception_handler(ValidationError)
+def invalid(request, exc):
+    return api.create_response(request, {"detail": "Invalid request.", "errors": exc.errors}, status=422)
+
+
+api.add_router("", "rules.api.router")
+api.add_router("", "refunds.api.router")
+api.add_router("", "notifications.api.router")
+
+
+def _exempt(patterns):
+    """LoginRequiredMiddleware must not redirect API calls: API keys authenticate them."""
+    for p in patterns:
+        if isinstance(p, URLResolver):
+            _exempt(p.url_patterns)
+        elif isinstance(p, URLPattern):
+            p.callback = login_not_required(p.callback)
+    return patterns
+
+
+def api_urls():
+    patterns, app_name, namespace = api.urls
+    return _exempt(patterns), app_name, namespace
