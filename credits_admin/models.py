@@ -49,6 +49,10 @@ class StoreSettings(models.Model):
 
     store_name = models.CharField(max_length=120, default="")
     currency = models.CharField(max_length=3, default="")
+    # The credits program switch. Off: no rule grants credits and the member panel and
+    # balance API say the program is off, but unexpired credits can still be redeemed.
+    credits_enabled = models.BooleanField(default=True)
+    refund_note = models.CharField(max_length=500, default="Refunded with store credits.")
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):

@@ -96,3 +96,37 @@ class CustomerMemo(models.Model):
 
     def __str__(self):
         return f"Memo on {self.customer_id} at {self.created_at:%Y-%m-%d}"
+
+
+class OrderNote(models.Model):
+    """A note shown on an order's detail page (e.g. the note of a refund with store credits)."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+")
+    body = models.TextField(max_length=2000)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Note on {self.order_id}"
+
+
+class CustomerEditLog(models.Model):
+    """What changed in a customer's profile, by whom (staff user or the storefront).
+    Kept one year (a daily job purges older rows)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="edit_logs")
+    changed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    source = models.CharField(max_length=32, default="staff")  # staff / storefront / system
+    changes = models.JSONField(default=dict)  # {"field": [before, after], ...}
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+
+    def __str__(self):
+        return f"Edit of {self.customer_id} at {self.changed_at:%Y-%m-%d}"

@@ -244,7 +244,7 @@ def grant(*, customer, amount: int, reason: str, expires_at: datetime | None = N
         raise InvalidPosting(f"Unknown source {source!r}.")
     customer_id = _customer_id(customer)
     fp = _fingerprint("grant", customer=customer_id, amount=amount, reason=reason, expires_at=expires_at,
-                      source=source, comment=comment, order=order, details=details or {})
+                      source=source, comment=comment, order=order, details=details or {}, actor=actor)
     def post():
         with transaction.atomic():
             account = _lock_account(customer_id)
@@ -290,7 +290,7 @@ def debit(*, customer, amount: int, kind: str, reason: str, actor=None, source: 
         raise InvalidPosting(f"Unknown source {source!r}.")
     customer_id = _customer_id(customer)
     fp = _fingerprint("debit", customer=customer_id, amount=amount, kind=kind, reason=reason, source=source,
-                      comment=comment, order=order, details=details or {})
+                      comment=comment, order=order, details=details or {}, actor=actor)
     def post():
         with transaction.atomic():
             account = _lock_account(customer_id)
@@ -337,7 +337,7 @@ def clawback(*, customer, amount: int, reason: str, lot=None, actor=None, source
     customer_id = _customer_id(customer)
     lot_id = getattr(lot, "pk", lot)
     fp = _fingerprint("clawback", customer=customer_id, amount=amount, reason=reason, lot=lot_id,
-                      source=source, comment=comment, order=order, details=details or {})
+                      source=source, comment=comment, order=order, details=details or {}, actor=actor)
     def post():
         with transaction.atomic():
             account = _lock_account(customer_id)
@@ -353,13 +353,15 @@ def clawback(*, customer, amount: int, reason: str, lot=None, actor=None, source
     return _race_safe(idempotency_key, fp, post)
 
 
-def policy_expiry(*, source: str, now: datetime | None = None) -> datetime | None:
+def policy_expiry(*, source: str, now: datetime | None = None, **context) -> datetime | None:
     """The expiry the store's policy gives credits posted now by `source` (None: never).
-    The rules app plugs its policy in through settings.LEDGER_EXPIRY_POLICY."""
+    `context` says more (e.g. purpose="refund", rule="first_order"). The rules app plugs
+    its policy in through settings.LEDGER_EXPIRY_POLICY, a dotted path to a callable
+    `(*, source, now, **context) -> datetime | None`."""
     path = getattr(settings, "LEDGER_EXPIRY_POLICY", "")
     if not path:
         return None
-    return import_string(path)(source=source, now=now or clock.now())
+    return import_string(path)(source=source, now=now or clock.now(), **context)
 
 
 def set_balance(*, customer, target: int, reason: str, actor=None, comment: str = "",
@@ -370,7 +372,7 @@ def set_balance(*, customer, target: int, reason: str, actor=None, comment: str 
         raise InvalidPosting("The target balance must be a whole number of minor units, zero or more.")
     customer_id = _customer_id(customer)
     fp = _fingerprint("set_balance", customer=customer_id, target=target, reason=reason, comment=comment,
-                      source=source)
+                      source=source, actor=actor)
     def post():
         with transaction.atomic():
             account = _lock_account(customer_id)
@@ -400,7 +402,7 @@ def reverse(*, entry: LedgerEntry, actor=None, comment: str = "", idempotency_ke
     reversed only while its lot is untouched. Expiries and reversals are not reversible;
     an entry is reversed at most once."""
     entry_id = entry if isinstance(entry, int) else entry.pk
-    fp = _fingerprint("reverse", entry=entry_id, comment=comment)
+    fp = _fingerprint("reverse", entry=entry_id, comment=comment, actor=actor)
     def post():
         with transaction.atomic():
             if (found := _replayed(idempotency_key, fp)) is not None:
