@@ -11,6 +11,7 @@ from django.conf import settings
 _EXPONENTS = {"KRW": 0, "JPY": 0, "VND": 0, "CLP": 0, "ISK": 0, "HUF": 2, "KWD": 3, "BHD": 3, "JOD": 3}
 _SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "KRW": "₩", "JPY": "¥"}
 MAX_AMOUNT = 10**15  # minor units; far above any real credit, far below BIGINT
+MAX_INPUT_CHARS = 32
 
 
 class MoneyParseError(ValueError):
@@ -54,7 +55,12 @@ def parse_amount(text, *, currency: str | None = None, allow_negative: bool = Fa
     """'12.34' -> 1234 (USD); '1,000' -> 1000 (KRW). Raises MoneyParseError with a message
     fit to show next to a form field."""
     exp = exponent(currency)
-    raw = str(text).strip().replace(",", "").replace("_", "")
+    raw = str(text if text is not None else "").strip()
+    if len(raw) > MAX_INPUT_CHARS:
+        raise MoneyParseError("That amount is too large.")
+    if "e" in raw.lower():  # no amount a person types has an exponent ('1e999999' overflows)
+        raise MoneyParseError("Enter a number, such as 12.50.")
+    raw = raw.replace(",", "").replace("_", "")
     for symbol in _SYMBOLS.values():
         raw = raw.replace(symbol, "")
     raw = raw.strip()
@@ -62,14 +68,18 @@ def parse_amount(text, *, currency: str | None = None, allow_negative: bool = Fa
         raise MoneyParseError("Enter an amount.")
     try:
         value = Decimal(raw)
-    except InvalidOperation:
+    except (InvalidOperation, ArithmeticError):
         raise MoneyParseError("Enter a number, such as 12.50.") from None
     if not value.is_finite():
         raise MoneyParseError("Enter a number, such as 12.50.")
     if value < 0 and not allow_negative:
         raise MoneyParseError("Enter a positive amount.")
-    scaled = value.scaleb(exp)
-    if scaled != scaled.to_integral_value():
+    try:
+        scaled = value.scaleb(exp)
+        fractional = scaled != scaled.to_integral_value()
+    except ArithmeticError:
+        raise MoneyParseError("That amount is too large.") from None
+    if fractional:
         if exp == 0:
             raise MoneyParseError("This currency has no fractional units; enter a whole number.")
         raise MoneyParseError(f"Use at most {exp} decimal places.")

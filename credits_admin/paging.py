@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
 from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
@@ -26,8 +28,14 @@ def encode_cursor(field: str, value, pk: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(token: str, *, field: str):
-    """(value, pk) of a cursor made for `field`; BadCursor for anything else."""
+def _is_bigint(value) -> bool:
+    """An int the database can compare (a crafted 10**30 would overflow SQLite's INTEGER)."""
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) < value < 2**63
+
+
+def decode_cursor(token: str, *, field: str, is_datetime: bool | None = None):
+    """(value, pk) of a cursor made for `field` (whose values are datetimes or not, if
+    `is_datetime` says); BadCursor for anything else."""
     try:
         if len(token) > 300:
             raise ValueError
@@ -37,11 +45,13 @@ def decode_cursor(token: str, *, field: str):
             raise ValueError
         if isinstance(value, dict):
             value = parse_datetime(value["dt"])
-            if value is None:
+            if value is None or value.tzinfo is None:
                 raise ValueError
-        elif isinstance(value, bool) or not isinstance(value, int):
+        elif not _is_bigint(value):
             raise ValueError
-        if isinstance(pk, bool) or not isinstance(pk, int):
+        if not _is_bigint(pk):
+            raise ValueError
+        if is_datetime is not None and isinstance(value, datetime) != is_datetime:
             raise ValueError
         return value, pk
     except Exception:  # any garbage in the URL is just a bad cursor
@@ -72,7 +82,11 @@ def keyset_page(qs: QuerySet, *, field: str, descending: bool, after: str | None
     going_back = before is not None and after is None
     token = before if going_back else after
     if token:
-        value, pk = decode_cursor(token, field=field)
+        try:
+            is_datetime = isinstance(qs.model._meta.get_field(field), models.DateTimeField)
+        except FieldDoesNotExist:  # an annotation: its type is not known here
+            is_datetime = None
+        value, pk = decode_cursor(token, field=field, is_datetime=is_datetime)
         # "further along" in the display order is smaller when descending
         forward_lt = descending != going_back
         op, edge = ("lt", "lte") if forward_lt else ("gt", "gte")

@@ -4,6 +4,12 @@ from django import forms
 from . import selectors
 
 
+class CustomerSearchForm(forms.Form):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "search_%s")  # unique beside the pop-ups opened over the list
+        super().__init__(*args, **kwargs)
+
+
 class CustomerFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="filter_q", label="Search", max_length=200,
                                   widget=forms.TextInput(attrs={
@@ -11,6 +17,9 @@ class CustomerFilter(django_filters.FilterSet):
                                       "autofocus": True}))
     status = django_filters.ChoiceFilter(field_name="status", label="Status", empty_label="Any status",
                                          choices=[])
+
+    class Meta:
+        form = CustomerSearchForm
 
     def __init__(self, data=None, queryset=None, **kwargs):
         from .models import Customer

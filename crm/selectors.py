@@ -1,4 +1,4 @@
-from django.db.models import Q
+from django.db.models import Exists, Q
 
 from .models import Customer, CustomerMemo
 
@@ -16,6 +16,16 @@ def customer_match(text: str, *, exact: bool = False) -> Q:
         if digits.isdigit() and 4 <= len(digits) < 16:
             match |= Q(card_number__endswith=digits)
     return match
+
+
+def customer_lookup(text: str):
+    """The customers a history search box means by `text`: the exact hits (member ID, email,
+    whole card number) when there are any, otherwise the partial matches. So "M1" finds
+    customer M1 alone, not M10..M19 too; "ann" still finds every Ann. One query (the
+    fallback is an uncorrelated EXISTS), usable as a subquery: `.values("pk")`."""
+    exact = Customer.objects.filter(customer_match(text, exact=True)).values("pk")
+    return Customer.objects.filter(customer_match(text, exact=True)
+                                   | (customer_match(text) & ~Exists(exact))).values("pk")
 
 
 def customer_search(*, text: str = ""):

@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 from django_tables2 import RequestConfig
@@ -20,7 +21,7 @@ LATEST_ENTRIES = 10
 @require_GET
 @permission_required("crm.view_customer", raise_exception=True)
 def customer_list(request):
-    filterset = CustomerFilter(request.GET or None)
+    filterset = CustomerFilter(request.GET)  # no search yet: every customer, by member ID
     qs = filterset.qs if filterset.is_valid() else Customer.objects.none()
     table = CustomerTable(qs)
     RequestConfig(request, paginate={"per_page": 25, "paginator_class": LazyPaginator}).configure(table)
@@ -34,7 +35,7 @@ def _detail_context(request, customer, *, memo_form=None, card_number=None):
     expiring = list(ledger_selectors.expiring_lots(customer=customer, within_days=30))
     by_date = {}
     for lot in expiring:
-        day = lot.expires_at.date()
+        day = timezone.localdate(lot.expires_at)  # the store's calendar day, not UTC's
         by_date[day] = by_date.get(day, 0) + lot.remaining
     return {
         "customer": customer,
@@ -81,7 +82,7 @@ def memo_add(request, pk: int):
         form = MemoForm()
         response = render(request, "crm/customer_detail.html#memos",
                           {"customer": customer, "memos": selectors.customer_memos(customer=customer),
-                           "memo_form": form, "perms_can_add": True})
+                           "memo_form": form})
         return trigger_client_event(response, "customerChanged", {"customer": customer.pk})
     if request.htmx:
         return render(request, "crm/customer_detail.html#memos",

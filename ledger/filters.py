@@ -8,13 +8,13 @@ import datetime as dt
 import django_filters
 from django import forms
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils import timezone
 
-from credits_admin import money
+from crm.selectors import customer_lookup
 
 from . import clock, selectors
+from .forms import parse_amount_input
 from .models import EntryKind, EntrySource
 
 PERIOD_CHOICES = [
@@ -32,14 +32,15 @@ MAX_TEXT = 200
 class AmountField(forms.CharField):
     """A money amount in major units ('12.50'), cleaned to minor units."""
 
+    def __init__(self, **kwargs):
+        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal"}))
+        super().__init__(**kwargs)
+
     def clean(self, value):
         value = super().clean(value)
         if value in (None, ""):
             return None
-        try:
-            return money.parse_amount(value)
-        except money.MoneyParseError as exc:
-            raise ValidationError(str(exc)) from None
+        return parse_amount_input(value)
 
 
 class AmountFilter(django_filters.Filter):
@@ -71,6 +72,11 @@ def period_bounds(period: str, date_from: dt.date | None, date_to: dt.date | Non
 
 
 class HistoryFilterForm(forms.Form):
+    def __init__(self, *args, **kwargs):
+        # Own ids: the pop-ups opened over this page have fields named customer, reason...
+        kwargs.setdefault("auto_id", "search_%s")
+        super().__init__(*args, **kwargs)
+
     def clean(self):
         data = super().clean()
         date_from, date_to = data.get("date_from"), data.get("date_to")
@@ -139,10 +145,8 @@ class HistoryFilter(django_filters.FilterSet):
         return queryset
 
     def filter_customer(self, queryset, name, value):
-        value = value.strip()
-        if not value:
-            return queryset
-        return queryset.filter(account_id__in=selectors.matching_customer_ids(value))
+        ids = self.customer_ids
+        return queryset if ids is None else queryset.filter(account_id__in=ids)
 
     def filter_queryset(self, queryset):
         queryset = super().filter_queryset(queryset)
@@ -189,3 +193,17 @@ class HistoryFilter(django_filters.FilterSet):
         if self.is_bound and self.form.is_valid():
             return (self.form.cleaned_data.get("customer") or "").strip()
         return ""
+
+    @property
+    def customer_ids(self):
+        """The customers the search means (a subquery), or None when it names none."""
+        text = self.customer_text
+        return customer_lookup(text) if text else None
+
+    def error_messages(self) -> list[str]:
+        """The search's errors as 'Label: message' lines, for the results area."""
+        lines = []
+        for name, errors in self.form.errors.items():
+            label = self.form.fields[name].label if name in self.form.fields else ""
+            lines.extend(f"{label}: {error}" if label else str(error) for error in errors)
+        return lines

@@ -7,6 +7,7 @@ import uuid
 
 from django import forms
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from credits_admin import money
 from crm.models import Customer
@@ -28,6 +29,17 @@ EXPIRY_CHOICES = [
     ("days", "Valid for a number of days"),
     ("date", "Valid until a date"),
 ]
+
+
+SHOWN_EXPIRY_MAX_AGE = dt.timedelta(days=1)
+
+
+def parse_amount_input(text, *, allow_negative: bool = False) -> int:
+    """money.parse_amount for text typed into a form, as a field error."""
+    try:
+        return money.parse_amount(text, allow_negative=allow_negative)
+    except money.MoneyParseError as exc:
+        raise forms.ValidationError(str(exc)) from None
 
 
 def find_customer(text: str) -> Customer:
@@ -57,13 +69,17 @@ class CreditAdjustForm(forms.Form):
     comment = forms.CharField(label="Comment", max_length=500,
                               help_text="Shown in the customer's credits history.",
                               widget=forms.Textarea(attrs={"rows": 2}))
-    expiry = forms.ChoiceField(label="Expiry (credits only)", choices=EXPIRY_CHOICES, initial="policy")
+    expiry = forms.ChoiceField(label="Expires", choices=EXPIRY_CHOICES, initial="policy")
     expiry_days = forms.IntegerField(label="Days", min_value=1, max_value=3650, required=False)
     expiry_date = forms.DateField(label="Until", required=False,
                                   widget=forms.DateInput(attrs={"type": "date"}))
     idempotency_key = forms.UUIDField(widget=forms.HiddenInput)
+    # The expiry the preview showed, carried to the confirm step: what was shown is what is
+    # posted, and a re-sent confirm has the very same arguments (a replay, not a conflict).
+    expires_at_shown = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
 
     def __init__(self, *args, customer: Customer | None = None, **kwargs):
+        kwargs.setdefault("auto_id", "adjust_%s")  # unique beside the page's search form
         super().__init__(*args, **kwargs)
         self.fixed_customer = customer
         if customer is not None:
@@ -77,10 +93,7 @@ class CreditAdjustForm(forms.Form):
         return find_customer(self.cleaned_data.get("customer", ""))
 
     def clean_amount(self):
-        try:
-            amount = money.parse_amount(self.cleaned_data["amount"], allow_negative=True)
-        except money.MoneyParseError as exc:
-            raise forms.ValidationError(str(exc)) from None
+        amount = parse_amount_input(self.cleaned_data["amount"], allow_negative=True)
         if amount == 0:
             raise forms.ValidationError("Enter an amount other than zero.")
         return amount
@@ -93,11 +106,13 @@ class CreditAdjustForm(forms.Form):
         if amount is not None and amount > 0:
             expiry = data.get("expiry")
             today = timezone.localdate()
-            if expiry == "days" and not data.get("expiry_days"):
+            if expiry == "days" and not data.get("expiry_days") and "expiry_days" not in self.errors:
                 self.add_error("expiry_days", "Enter for how many days the credits are valid.")
             if expiry == "date":
                 until = data.get("expiry_date")
-                if not until:
+                if "expiry_date" in self.errors:
+                    pass  # already told what is wrong with it
+                elif not until:
                     self.add_error("expiry_date", "Pick the last day the credits are valid.")
                 elif until <= today:
                     self.add_error("expiry_date", "Pick a date after today.")
@@ -123,10 +138,20 @@ class CreditAdjustForm(forms.Form):
         data = self.cleaned_data
         if data["expiry"] == "never":
             return None
-        if data["expiry"] == "days":
-            return now + dt.timedelta(days=data["expiry_days"])
         if data["expiry"] == "date":
             tz = timezone.get_current_timezone()
             end = dt.datetime.combine(data["expiry_date"] + dt.timedelta(days=1), dt.time.min)
             return timezone.make_aware(end, tz)
-        return services.policy_expiry(source="staff", now=now)
+        if data["expiry"] == "days":
+            fresh = now + dt.timedelta(days=data["expiry_days"])
+        else:
+            fresh = services.policy_expiry(source="staff", now=now)
+        try:
+            shown = parse_datetime(data.get("expires_at_shown") or "")
+        except ValueError:  # well-formed but impossible, e.g. month 13
+            shown = None
+        # The previewed moment, if it is what this choice gave at most a day ago.
+        if (fresh is not None and shown is not None and shown.tzinfo is not None
+                and now < shown <= fresh and fresh - shown <= SHOWN_EXPIRY_MAX_AGE):
+            return shown
+        return fresh

@@ -36,12 +36,10 @@ def available_balance(*, customer, at: datetime | None = None) -> int:
     booked = last or 0
     # Lots overdue at `at`: what was left of each at that moment still counted in `booked`.
     overdue_lots = CreditLot.objects.filter(account_id=customer_id, created_at__lte=at, expires_at__lte=at)
-    overdue = 0
-    for lot_id, amount in overdue_lots.values_list("id", "amount"):
-        used = (LotConsumption.objects.filter(lot_id=lot_id, entry__created_at__lte=at)
-                .aggregate(s=Sum("amount"))["s"] or 0)
-        overdue += amount - used
-    return booked - overdue
+    granted = overdue_lots.aggregate(s=Sum("amount"))["s"] or 0
+    used = (LotConsumption.objects.filter(lot__in=overdue_lots, entry__created_at__lte=at)
+            .aggregate(s=Sum("amount"))["s"] or 0)
+    return booked - (granted - used)
 
 
 def expiring_lots(*, customer, within_days: int = 30, now: datetime | None = None):

@@ -8,13 +8,14 @@ from .models import LedgerEntry
 
 
 class HistoryTable(tables.Table):
-    created_at = tables.DateTimeColumn(verbose_name="Date", format="Y-m-d H:i", orderable=True)
+    created_at = tables.DateTimeColumn(verbose_name="Date", format="Y-m-d H:i", orderable=True,
+                                       initial_sort_descending=True)
     member_id = tables.Column(verbose_name="Customer ID", accessor="account__customer__member_id",
                               orderable=False)
     name = tables.Column(verbose_name="Name", accessor="account__customer__name", orderable=False)
     kind = tables.Column(verbose_name="Kind", orderable=False)
     reason = tables.Column(verbose_name="Reason", orderable=False)
-    amount = tables.Column(verbose_name="Amount", orderable=True,
+    amount = tables.Column(verbose_name="Amount", orderable=True, initial_sort_descending=True,
                            attrs={"th": {"class": "num"}, "td": {"class": "num"}})
     balance_after = tables.Column(verbose_name="Balance after", orderable=False,
                                   attrs={"th": {"class": "num"}, "td": {"class": "num"}})

@@ -3,14 +3,14 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.db import transaction
-from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods
-from django_htmx.http import trigger_client_event
 
 from credits_admin.audit import record_change
 from credits_admin.db import retry_on_lock
+from credits_admin.htmx import close_modal_response, message_event
 from credits_admin.paging import BadCursor, keyset_page
 from crm.models import Customer
 
@@ -24,46 +24,53 @@ SORTS = {"-created_at": ("created_at", True), "created_at": ("created_at", False
 PER_PAGE = 50
 
 
+SEARCH_PARAMS = ("period", "date_from", "date_to", "customer", "direction", "kind", "reason", "source",
+                 "amount_min", "amount_max", "order", "staff")
+
+
 def _history_data(request) -> dict:
     """Everything the results partial shows, for GET params of the history search."""
     params = request.GET.copy()
-    if not any(k in params for k in ("period", "date_from", "date_to", "customer", "direction", "kind",
-                                     "reason", "source", "amount_min", "amount_max", "order", "staff")):
+    if not any(k in params for k in SEARCH_PARAMS):
         params["period"] = "30d"  # a sensible default: the last 30 days, not all of history
     filterset = HistoryFilter(params)
-    sort = request.GET.get("sort", "-created_at")
+    sort = params.get("sort") or "-created_at"
+    notices = []
     if sort not in SORTS:
+        notices.append("Unknown sort order; showing the newest entries first.")
         sort = "-created_at"
+        params["sort"] = sort
     field, descending = SORTS[sort]
     context = {"filter": filterset, "sort": sort, "summary": None, "page": None, "table": None,
-               "opening": None, "closing": None, "cursor_error": None}
+               "opening": None, "closing": None, "notices": notices, "filter_errors": []}
+    query = params.copy()
+    for key in ("after", "before"):
+        query.pop(key, None)
+    context["base_query"] = query.urlencode()  # the search and sort, without a page cursor
+    query.pop("sort", None)
+    context["sort_query"] = query.urlencode()  # the search alone: a new sort starts at page 1
     if not filterset.is_valid():
+        context["filter_errors"] = filterset.error_messages()
         context["table"] = HistoryTable([], order_by=sort)
         return context
     qs = filterset.qs
     try:
-        page = keyset_page(qs, field=field, descending=descending, after=request.GET.get("after"),
-                           before=request.GET.get("before"), per_page=PER_PAGE)
+        page = keyset_page(qs, field=field, descending=descending, after=params.get("after"),
+                           before=params.get("before"), per_page=PER_PAGE)
     except BadCursor as exc:
-        context["cursor_error"] = str(exc)
+        notices.append(str(exc))
         page = keyset_page(qs, field=field, descending=descending, per_page=PER_PAGE)
     context["page"] = page
     context["table"] = HistoryTable(page.rows, order_by=sort)
     context["summary"] = selectors.history_summary(qs)
     if filterset.is_period_search:
         start, end = filterset.period_range
-        ids = None
-        if filterset.customer_text:
-            ids = selectors.matching_customer_ids(filterset.customer_text)
+        ids = filterset.customer_ids
         if start is not None:
             context["opening"] = selectors.balance_at(moment=start, customer_ids=ids)
             context["closing"] = (selectors.balance_at(moment=end, customer_ids=ids) if end is not None
                                   else context["opening"] + context["summary"]["net"])
             context["period_start"], context["period_end"] = start, end
-    query = params.copy()
-    for key in ("after", "before"):
-        query.pop(key, None)
-    context["base_query"] = query.urlencode()
     return context
 
 
@@ -88,13 +95,17 @@ def credit_adjust(request, customer_id: int | None = None):
         context.update(target=target, available=available, amount=amount, resulting=available + amount,
                        expires_at=form.expires_at() if amount > 0 else None)
         step = request.POST.get("step")
-        if amount < 0 and -amount > available:
-            form.add_error("amount", f"Only {_fmt(available)} is available; you cannot deduct {_fmt(-amount)}.")
-        elif step == "edit":
+        if step == "edit":
             pass  # back from the preview to the form, values kept
         elif step != "confirm":
-            context["step"] = "confirm"  # show the preview, then confirm
+            if amount < 0 and -amount > available:
+                form.add_error("amount", f"Only {_fmt(available)} is available; "
+                                         f"you cannot deduct {_fmt(-amount)}.")
+            else:
+                context["step"] = "confirm"  # show the preview, then confirm
         else:
+            # No pre-check here: a re-sent confirm must replay the first posting even though
+            # the balance has since dropped; the ledger refuses a real overdraft itself.
             try:
                 entry = retry_on_lock(lambda: _post_adjustment(request, form))
             except services.InsufficientCredits as exc:
@@ -106,10 +117,11 @@ def credit_adjust(request, customer_id: int | None = None):
             else:
                 if not request.htmx:
                     messages.success(request, f"{_fmt(entry.amount, signed=True)} posted for {target}.")
-                    return redirect(reverse("ledger:history") + f"?customer={target.member_id}")
-                response = trigger_client_event(HttpResponse(status=204), "closeModal")
-                return trigger_client_event(response, "creditsChanged",
-                                            {"customer": target.pk, "entry": entry.pk})
+                    return redirect(reverse("ledger:history") + "?" + urlencode({"customer": target.member_id,
+                                                                                 "period": ""}))
+                return close_modal_response(
+                    creditsChanged={"customer": target.pk, "entry": entry.pk},
+                    showMessage=message_event(f"{_fmt(entry.amount, signed=True)} posted for {target}."))
     template = "ledger/credit_adjust.html" + ("#modal-body" if request.htmx else "")
     return render(request, template, context)
 
@@ -131,7 +143,7 @@ def _post_adjustment(request, form: CreditAdjustForm):
         if getattr(entry, "replayed", False):
             return entry  # a double click: posted and audited once already
         record_change(actor=request.user, action="ledger.credit" if amount > 0 else "ledger.debit",
-                      target=target, summary=f"{entry.get_kind_display()} {amount} ({form.reason_text})",
+                      target=target, summary=f"{entry.get_kind_display()} {_fmt(amount, signed=True)} ({form.reason_text})",
                       after={"entry": entry.pk, "amount": entry.amount, "balance_after": entry.balance_after,
                              "reason": entry.reason, "comment": entry.comment})
     return entry
