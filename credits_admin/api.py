@@ -46,6 +46,7 @@ def invalid(request, exc):
 api.add_router("", "rules.api.router")
 api.add_router("", "refunds.api.router")
 api.add_router("", "notifications.api.router")
+api.add_router("", "credits_admin.storefront_api.router")
 
 
 def _exempt(patterns):

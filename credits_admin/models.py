@@ -79,6 +79,7 @@ class ApiKey(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("manage_apikey", "Can create and revoke storefront API keys")]
 
     def __str__(self):
         return f"{self.name} ({self.prefix}…)"

@@ -141,23 +141,68 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = env("CELERY_BEAT_SCHEDULE_FILENAME", default=str(VAR_DIR / "celerybeat-schedule"))
 CELERY_BEAT_SCHEDULE = {
-    "expire-credits": {
+    # Every job is idempotent and safe to run twice or concurrently (tested on PostgreSQL).
+    "expire-credits": {  # hourly; lazy expiry covers the minutes in between
         "task": "ledger.tasks.sweep_expired_credits_task",
         "schedule": crontab(minute=5),
     },
+    "send-expiry-reminders": {  # daily; each lot is reminded once, EXPIRY_REMINDER_DAYS ahead
+        "task": "notifications.tasks.send_expiry_reminders_task",
+        "schedule": crontab(hour=9, minute=0),
+    },
+    "purge-edit-logs": {  # daily; customer edit logs older than EDIT_LOG_RETENTION_DAYS
+        "task": "notifications.tasks.purge_edit_logs_task",
+        "schedule": crontab(hour=3, minute=30),
+    },
+    "retry-payouts": {  # daily; failed cash-refund payouts, up to 3 tries
+        "task": "refunds.tasks.retry_payouts_task",
+        "schedule": crontab(hour=10, minute=0),
+    },
+    "cleanup-exports": {  # daily; export files past their expiry
+        "task": "ledger.tasks.cleanup_exports_task",
+        "schedule": crontab(hour=4, minute=15),
+    },
+    "redispatch-outbox": {  # every 5 minutes; emails a lost task left pending
+        "task": "notifications.tasks.redispatch_outbox_task",
+        "schedule": crontab(minute="*/5"),
+    },
 }
+# Emails (notifications): the default of the reminder lead time shown on the Emails page,
+# how long an email may wait pending (or stay claimed by a dead worker) before the
+# redispatch job enqueues it again, and after how many failed tries it is marked failed.
+EXPIRY_REMINDER_DAYS = env.int("EXPIRY_REMINDER_DAYS", default=3)
+OUTBOX_REDISPATCH_MINUTES = env.int("OUTBOX_REDISPATCH_MINUTES", default=10)
+OUTBOX_SENDING_TIMEOUT_MINUTES = env.int("OUTBOX_SENDING_TIMEOUT_MINUTES", default=15)
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
+EDIT_LOG_RETENTION_DAYS = env.int("EDIT_LOG_RETENTION_DAYS", default=365)
 
 # Email: one file per message under var/mail by default.
 EMAIL_FILE_PATH = str(VAR_DIR / "mail")
 vars().update(env.email_url("EMAIL_URL", default=f"filemail://{VAR_DIR / 'mail'}"))
+if vars()["EMAIL_BACKEND"].endswith("filebased.EmailBackend") and not vars()["EMAIL_FILE_PATH"].startswith("/"):
+    # django-environ drops the leading "/" of filemail:///abs/path; put it back (else the
+    # demo's mail would land in a path relative to the working directory).
+    EMAIL_FILE_PATH = "/" + vars()["EMAIL_FILE_PATH"]
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="credits@store.example")
 
 # The store.
 STORE_NAME = env("STORE_NAME", default="Demo Store")
 STORE_CURRENCY = env("STORE_CURRENCY", default="USD")
-# Dotted path to `callable(*, source, now) -> datetime | None` giving the expiry of staff credits
-# posted by `ledger.services.set_balance`; the rules app plugs its expiry policy in here.
+# Dotted path to `callable(*, source, now, **context) -> datetime | None` giving the expiry of
+# credits posted without an explicit one (staff credits, refunds with store credits, rule
+# grants); the rules app's expiry policy, set on the program's Expiry policy page.
 LEDGER_EXPIRY_POLICY = env("LEDGER_EXPIRY_POLICY", default="")
+
+# Cash-refund payouts: the manual backend (staff transfer and confirm) or a payment gateway.
+REFUNDS_PAYOUT_BACKEND = env("REFUNDS_PAYOUT_BACKEND", default="refunds.payouts.ManualBackend")
+REFUNDS_GATEWAY_URL = env("REFUNDS_GATEWAY_URL", default="")
+REFUNDS_GATEWAY_API_KEY = env("REFUNDS_GATEWAY_API_KEY", default="")
+REFUNDS_PAYOUT_MAX_RETRIES = env.int("REFUNDS_PAYOUT_MAX_RETRIES", default=3)
+
+# The member panel: how long a signed panel link stays valid, and which storefront origins
+# may show it in an iframe (empty: none; the storefront opens it as a page).
+MEMBER_PANEL_LINK_MAX_AGE = env.int("MEMBER_PANEL_LINK_MAX_AGE", default=3600)
+MEMBER_PANEL_FRAME_ANCESTORS = env.list("MEMBER_PANEL_FRAME_ANCESTORS", default=[])
 
 DJANGO_TABLES2_TEMPLATE = "django_tables2/table.html"
 

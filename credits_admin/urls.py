@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from . import views
+from . import apikey_views, member_views, views
 from .api import api_urls
 
 urlpatterns = [
@@ -16,4 +16,8 @@ urlpatterns = [
     path("refunds/", include("refunds.urls")),
     path("emails/", include("notifications.urls")),
     path("api/v1/", api_urls()),
+    path("settings/api-keys/", apikey_views.apikey_list, name="apikey_list"),
+    path("settings/api-keys/new/", apikey_views.apikey_create, name="apikey_create"),
+    path("settings/api-keys/<int:pk>/revoke/", apikey_views.apikey_revoke, name="apikey_revoke"),
+    path("member/<str:token>/", member_views.member_panel, name="member_panel"),
 ]
