@@ -1,5 +1,6 @@
-from django.conf import settings
+from .store import store_facts
 
 
 def store(request):
-    return {"STORE_NAME": settings.STORE_NAME, "STORE_CURRENCY": settings.STORE_CURRENCY}
+    facts = store_facts()
+    return {"STORE_NAME": facts.name, "STORE_CURRENCY": facts.currency}

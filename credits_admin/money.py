@@ -2,10 +2,7 @@
 text typed by a person into minor units and minor units into text for a page, using the
 store currency's exponent (KRW and JPY have none). Floats never touch money."""
 
-import time
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-
-from django.conf import settings
 
 # ISO 4217 exponents that differ from 2.
 _EXPONENTS = {"KRW": 0, "JPY": 0, "VND": 0, "CLP": 0, "ISK": 0, "HUF": 2, "KWD": 3, "BHD": 3, "JOD": 3}
@@ -18,33 +15,18 @@ class MoneyParseError(ValueError):
     pass
 
 
-_cached: tuple[float, str, str] | None = None
-CACHE_SECONDS = 30
-
-
 def store_currency() -> str:
-    """The currency chosen on the program settings page, else settings.STORE_CURRENCY.
-    Read at most every CACHE_SECONDS per process (pages format many amounts)."""
-    global _cached
-    now = time.monotonic()
-    fallback = settings.STORE_CURRENCY
-    if _cached is not None and now - _cached[0] < CACHE_SECONDS and _cached[1] == fallback:
-        return _cached[2]
-    from .models import StoreSettings
+    """The currency chosen on the program settings page, else settings.STORE_CURRENCY."""
+    from .store import store_facts
 
-    try:
-        chosen = StoreSettings.objects.filter(pk=1).values_list("currency", flat=True).first()
-    except Exception:  # no table yet (before migrate)
-        return settings.STORE_CURRENCY
-    currency = (chosen or fallback).upper()
-    _cached = (now, fallback, currency)
-    return currency
+    return store_facts().currency
 
 
 def forget_store_currency() -> None:
-    """Call after changing StoreSettings.currency."""
-    global _cached
-    _cached = None
+    """Call after changing StoreSettings (currency or name)."""
+    from .store import forget_store_facts
+
+    forget_store_facts()
 
 
 def exponent(currency: str | None = None) -> int:

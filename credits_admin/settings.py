@@ -191,7 +191,7 @@ STORE_CURRENCY = env("STORE_CURRENCY", default="USD")
 # Dotted path to `callable(*, source, now, **context) -> datetime | None` giving the expiry of
 # credits posted without an explicit one (staff credits, refunds with store credits, rule
 # grants); the rules app's expiry policy, set on the program's Expiry policy page.
-LEDGER_EXPIRY_POLICY = env("LEDGER_EXPIRY_POLICY", default="")
+LEDGER_EXPIRY_POLICY = env("LEDGER_EXPIRY_POLICY", default="rules.policy.expiry_for")
 
 # Cash-refund payouts: the manual backend (staff transfer and confirm) or a payment gateway.
 REFUNDS_PAYOUT_BACKEND = env("REFUNDS_PAYOUT_BACKEND", default="refunds.payouts.ManualBackend")

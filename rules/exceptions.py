@@ -1,0 +1,9 @@
+"""Domain errors of the credits program, raised by rules.services."""
+
+
+class CurrencyLocked(Exception):
+    """The store currency cannot change: amounts already stored are minor units of it."""
+
+
+class DuplicateRule(Exception):
+    """There is already a rule for this method (at most one per method)."""
