@@ -1,0 +1,2 @@
+class NotResendable(Exception):
+    """The email cannot be resent (still unsent, or cancelled); the message says why."""
