@@ -21,6 +21,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Min
+from django.db.models.base import ModelState
 from django.utils.module_loading import import_string
 
 from . import clock
@@ -485,7 +486,88 @@ def expire_due(*, now: datetime | None = None, batch_size: int = 2000) -> int:
             posted += _expire_batch(accounts, now)
 
 
+# On PostgreSQL one statement expires a whole batch: the same rows, keys, fingerprints and
+# details as the ORM version below (which SQLite keeps), the ids of each account's entries in
+# (expires_at, id) order of their lots so the balance_after chains add up. ~3x faster than
+# building ~2,000 entries, consumptions and account updates through the ORM.
+_EXPIRE_BATCH_SQL = """
+WITH due AS (
+    SELECT l.id, l.account_id, l.remaining, l.expires_at,
+           a.balance - SUM(l.remaining) OVER w AS balance_after,
+           ROW_NUMBER() OVER w AS n
+      FROM ledger_creditlot l
+      JOIN ledger_creditaccount a ON a.customer_id = l.account_id AND a.customer_id = ANY(%(accounts)s)
+     WHERE l.account_id = ANY(%(accounts)s) AND l.remaining > 0 AND l.expires_at <= %(now)s
+    WINDOW w AS (PARTITION BY l.account_id ORDER BY l.expires_at, l.id)
+), stamped AS (
+    SELECT due.*,
+           to_char(due.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+             || CASE WHEN date_part('microseconds', due.expires_at)::bigint %% 1000000 <> 0
+                     THEN to_char(due.expires_at AT TIME ZONE 'UTC', '.US') ELSE '' END
+             || '+00:00' AS expires_iso
+      FROM due
+), entries AS (
+    INSERT INTO ledger_ledgerentry (account_id, kind, amount, balance_after, created_at, actor_id, source, reason,
+                                    comment, order_id, reverses_id, idempotency_key, fingerprint, batch,
+                                    uncollected, details)
+    SELECT account_id, 'expire', -remaining, balance_after, %(now)s, NULL, 'system', 'Expired', '', NULL, NULL,
+           'expire:' || id,
+           encode(sha256(convert_to('{"key": "expire:' || id || '", "lot": ' || id || ', "op": "expire"}',
+                                    'UTF8')), 'hex'),
+           NULL, 0, jsonb_build_object('lot', id, 'expires_at', expires_iso)
+      FROM stamped
+     ORDER BY account_id, n
+    RETURNING id, account_id, amount, balance_after, idempotency_key, fingerprint, details
+), consumed AS (
+    INSERT INTO ledger_lotconsumption (entry_id, lot_id, amount)
+    SELECT id, (details ->> 'lot')::bigint, -amount FROM entries
+), emptied AS (
+    UPDATE ledger_creditlot l SET remaining = 0
+     WHERE l.id = ANY(ARRAY(SELECT id FROM due)) AND l.account_id = ANY(%(accounts)s)
+), totals AS (
+    SELECT account_id, SUM(remaining) AS total, COUNT(*) AS n FROM due GROUP BY account_id
+), accounts AS (
+    UPDATE ledger_creditaccount a
+       SET balance = a.balance - t.total, version = a.version + t.n, updated_at = %(now)s,
+           next_expiry_at = (SELECT MIN(o.expires_at) FROM ledger_creditlot o
+                              WHERE o.account_id = a.customer_id AND o.remaining > 0 AND o.expires_at > %(now)s)
+      FROM totals t
+     WHERE a.customer_id = t.account_id AND a.customer_id = ANY(%(accounts)s)
+)
+SELECT id, account_id, amount, balance_after, idempotency_key, fingerprint, details FROM entries ORDER BY id
+"""
+
+
+def _loaded_entry(**values) -> LedgerEntry:
+    """A LedgerEntry as if loaded from the database, without Model.__init__'s per-field work
+    (a batch announces thousands): every concrete field is given, so nothing is deferred."""
+    entry = LedgerEntry.__new__(LedgerEntry)
+    entry.__dict__.update(values)
+    entry._state = ModelState()
+    entry._state.adding = False
+    entry._state.db = "default"
+    return entry
+
+
 def _expire_batch(accounts: dict[int, CreditAccount], now: datetime) -> int:
+    if connection.vendor != "postgresql":
+        return _expire_batch_orm(accounts, now)
+    with connection.cursor() as cursor:
+        cursor.execute(_EXPIRE_BATCH_SQL, {"accounts": list(accounts), "now": now})
+        rows = cursor.fetchall()
+    if not rows:
+        return 0
+    entries = [_loaded_entry(id=entry_id, account_id=account_id, kind=EntryKind.EXPIRE, amount=amount,
+                             balance_after=balance_after, created_at=now, actor_id=None, source=EntrySource.SYSTEM,
+                             reason="Expired", comment="", order_id=None, reverses_id=None, idempotency_key=key,
+                             fingerprint=fingerprint, batch=None, uncollected=0,
+                             details=details if isinstance(details, dict) else json.loads(details))
+               for entry_id, account_id, amount, balance_after, key, fingerprint, details in rows]
+    entries_posted.send(sender=LedgerEntry, entries=entries)
+    return len(entries)
+
+
+def _expire_batch_orm(accounts: dict[int, CreditAccount], now: datetime) -> int:
     lots = list(CreditLot.objects.filter(account_id__in=accounts, remaining__gt=0, expires_at__lte=now)
                 .order_by("account_id", "expires_at", "id"))
     if not lots:

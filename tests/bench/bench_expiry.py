@@ -80,112 +80,6 @@ def _chunk(first_customer: int, customers: int, per_customer: int, first_id: int
 
 
 # --------------------------------------------------------------------------- the proposal
-# A set-based `_expire_batch` for PostgreSQL, proposed for ledger/services.py (measured with
-# --proposed). One statement per batch instead of building ~2,000 entries, consumptions and
-# account updates through the ORM; same rows, same keys, same fingerprints and details, same
-# order of ids per account (balance_after chains), and `entries_posted` still announces the
-# entries inside the batch's transaction. SQLite keeps the ORM version.
-
-EXPIRE_BATCH_SQL = """
-WITH due AS (
-    SELECT l.id, l.account_id, l.remaining, l.expires_at,
-           a.balance - SUM(l.remaining) OVER w AS balance_after,
-           ROW_NUMBER() OVER w AS n
-      FROM ledger_creditlot l
-      JOIN ledger_creditaccount a ON a.customer_id = l.account_id AND a.customer_id = ANY(%(accounts)s)
-     WHERE l.account_id = ANY(%(accounts)s) AND l.remaining > 0 AND l.expires_at <= %(now)s
-    WINDOW w AS (PARTITION BY l.account_id ORDER BY l.expires_at, l.id)
-), stamped AS (
-    SELECT due.*,
-           to_char(due.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
-             || CASE WHEN date_part('microseconds', due.expires_at)::bigint %% 1000000 <> 0
-                     THEN to_char(due.expires_at AT TIME ZONE 'UTC', '.US') ELSE '' END
-             || '+00:00' AS expires_iso
-      FROM due
-), entries AS (
-    INSERT INTO ledger_ledgerentry (account_id, kind, amount, balance_after, created_at, actor_id, source, reason,
-                                    comment, order_id, reverses_id, idempotency_key, fingerprint, batch,
-                                    uncollected, details)
-    SELECT account_id, 'expire', -remaining, balance_after, %(now)s, NULL, 'system', 'Expired', '', NULL, NULL,
-           'expire:' || id,
-           encode(sha256(convert_to('{"key": "expire:' || id || '", "lot": ' || id || ', "op": "expire"}',
-                                    'UTF8')), 'hex'),
-           NULL, 0, jsonb_build_object('lot', id, 'expires_at', expires_iso)
-      FROM stamped
-     ORDER BY account_id, n
-    RETURNING id, account_id, amount, balance_after, idempotency_key, fingerprint, details
-), consumed AS (
-    INSERT INTO ledger_lotconsumption (entry_id, lot_id, amount)
-    SELECT id, (details ->> 'lot')::bigint, -amount FROM entries
-), emptied AS (
-    UPDATE ledger_creditlot l SET remaining = 0
-     WHERE l.id = ANY(ARRAY(SELECT id FROM due)) AND l.account_id = ANY(%(accounts)s)
-), totals AS (
-    SELECT account_id, SUM(remaining) AS total, COUNT(*) AS n FROM due GROUP BY account_id
-), accounts AS (
-    UPDATE ledger_creditaccount a
-       SET balance = a.balance - t.total, version = a.version + t.n, updated_at = %(now)s,
-           next_expiry_at = (SELECT MIN(o.expires_at) FROM ledger_creditlot o
-                              WHERE o.account_id = a.customer_id AND o.remaining > 0 AND o.expires_at > %(now)s)
-      FROM totals t
-     WHERE a.customer_id = t.account_id AND a.customer_id = ANY(%(accounts)s)
-)
-SELECT id, account_id, amount, balance_after, idempotency_key, fingerprint, details FROM entries ORDER BY id
-"""
-
-
-def _loaded_entry(**values):
-    """A LedgerEntry as if loaded from the database, without Model.__init__'s per-field work
-    (a batch announces thousands): every concrete field is given, so nothing is deferred."""
-    from django.db.models.base import ModelState
-
-    from ledger.models import LedgerEntry
-
-    entry = LedgerEntry.__new__(LedgerEntry)
-    entry.__dict__.update(values)
-    entry._state = ModelState()
-    entry._state.adding = False
-    entry._state.db = "default"
-    return entry
-
-
-def proposed_expire_batch(accounts, now):
-    """Drop-in for ledger.services._expire_batch(accounts, now) on PostgreSQL."""
-    from django.db import connection
-
-    from ledger import services
-    from ledger.models import EntryKind, EntrySource, LedgerEntry
-    from ledger.signals import entries_posted
-
-    if connection.vendor != "postgresql":
-        return ORIGINAL_EXPIRE_BATCH(accounts, now)
-    with connection.cursor() as cursor:
-        cursor.execute(EXPIRE_BATCH_SQL, {"accounts": list(accounts), "now": now})
-        rows = cursor.fetchall()
-    if not rows:
-        return 0
-    entries = [_loaded_entry(id=entry_id, account_id=account_id, kind=EntryKind.EXPIRE, amount=amount,
-                             balance_after=balance_after, created_at=now, actor_id=None, source=EntrySource.SYSTEM,
-                             reason="Expired", comment="", order_id=None, reverses_id=None, idempotency_key=key,
-                             fingerprint=fingerprint, batch=None, uncollected=0,
-                             details=details if isinstance(details, dict) else json.loads(details))
-               for entry_id, account_id, amount, balance_after, key, fingerprint, details in rows]
-    entries_posted.send(sender=LedgerEntry, entries=entries)
-    assert services  # imported for the monkeypatch below
-    return len(entries)
-
-
-ORIGINAL_EXPIRE_BATCH = None
-
-
-def use_proposal() -> None:
-    global ORIGINAL_EXPIRE_BATCH
-    from ledger import services
-
-    ORIGINAL_EXPIRE_BATCH = services._expire_batch
-    services._expire_batch = proposed_expire_batch
-
-
 def load(*, lots: int, per_customer: int, now: datetime) -> dict:
     from django.db import connection, transaction
 
@@ -217,8 +111,6 @@ def main() -> int:
     parser.add_argument("--lots", type=int, default=None)
     parser.add_argument("--lots-per-customer", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=None, help="expire_due's batch_size (default: its own)")
-    parser.add_argument("--proposed", action="store_true",
-                        help="measure the set-based _expire_batch proposed in this file instead of the current one")
     args = parser.parse_args()
     lots = args.lots or (QUICK_LOTS if args.quick else FULL_LOTS)
     per_customer = max(1, args.lots_per_customer)
@@ -230,9 +122,6 @@ def main() -> int:
         from ledger.models import CreditLot, EntryKind, LedgerEntry
         from ledger.selectors import verify_ledger
 
-        if args.proposed:
-            use_proposal()
-            log("using the proposed set-based _expire_batch")
         batch_size = args.batch_size or inspect.signature(services.expire_due).parameters["batch_size"].default
         now = datetime.now(UTC).replace(microsecond=0)
         log(f"loading {lots:,} overdue lots ({per_customer} per customer) with COPY")
@@ -262,7 +151,6 @@ def main() -> int:
         once = expire_entries == distinct_keys == loaded["lots"] and left == 0
         result = {
             "bench": "expiry",
-            "variant": "proposed-set-based" if args.proposed else "current",
             "lots": loaded["lots"],
             "customers": loaded["customers"],
             "batch_size": batch_size,

@@ -179,3 +179,26 @@ def test_expire_due_interrupted_halfway_then_run_again_expires_every_lot_exactly
     keys = sorted(LedgerEntry.objects.filter(kind="expire").values_list("idempotency_key", flat=True))
     assert keys == sorted(f"expire:{lot_of(e).pk}" for e in LedgerEntry.objects.filter(kind="grant"))
     assert selectors.verify_ledger() == []
+
+
+def test_sweep_entries_match_lazy_expiry_entries_field_for_field():
+    """The PostgreSQL sweep writes its batch in one SQL statement; its entries must be the
+    ones the ORM path (lazy expiry in a posting) writes: same key, fingerprint and details,
+    microseconds in the expiry included."""
+    # given
+    swept, lazy = CustomerFactory(), CustomerFactory()
+    expiry = T0 + DAY + 123456 * US
+    lots = [lot_of(grant_at(T0, customer=c, amount=700, expires_at=expiry)) for c in (swept, lazy)]
+    # when
+    grant_at(T0 + 2 * DAY, customer=lazy, amount=5)  # the posting expires the overdue lot first
+    with clock.posting_at(T0 + 2 * DAY):
+        services.expire_due()
+    lazy_lot_entry = LedgerEntry.objects.get(idempotency_key=f"expire:{lots[1].pk}")
+    swept_entry = LedgerEntry.objects.get(idempotency_key=f"expire:{lots[0].pk}")
+    # then
+    for entry, lot in ((swept_entry, lots[0]), (lazy_lot_entry, lots[1])):
+        assert entry.kind == "expire" and entry.amount == -700 and entry.source == "system"
+        assert entry.details == {"lot": lot.pk, "expires_at": expiry.isoformat()}
+        assert entry.fingerprint == services._fingerprint("expire", lot=lot.pk, key=f"expire:{lot.pk}")
+    assert swept_entry.balance_after == 0 and lazy_lot_entry.balance_after == 0
+    assert selectors.verify_ledger() == []
