@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 
 from .cards import generate_card_number
 
@@ -32,7 +33,11 @@ class Customer(models.Model):
     class Meta:
         ordering = ["member_id"]
         permissions = [("reveal_card_number", "Can see a customer's full card number")]
-        indexes = [models.Index(fields=["name"], name="crm_customer_name_idx")]
+        indexes = [
+            models.Index(fields=["name"], name="crm_customer_name_idx"),
+            # email__iexact (the history's customer search) compares UPPER(email)
+            models.Index(Upper("email"), name="crm_customer_email_upper_idx"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(card_number__regex=r"^[0-9]{16}$"), name="crm_customer_card_16_digits"),
         ]

@@ -28,6 +28,15 @@ def customer_lookup(text: str):
                                    | (customer_match(text) & ~Exists(exact))).values("pk")
 
 
+def customer_ids_for_search(text: str, *, cap: int) -> list[int] | None:
+    """`customer_lookup` as a list of at most `cap` ids, in two indexed steps: the exact
+    hits first (member ID, email, whole card number: each has an index), and only when
+    there are none the partial matches. None when there are more than `cap` of them."""
+    exact = list(Customer.objects.filter(customer_match(text, exact=True)).values_list("pk", flat=True)[:cap + 1])
+    ids = exact or list(Customer.objects.filter(customer_match(text)).values_list("pk", flat=True)[:cap + 1])
+    return ids if len(ids) <= cap else None
+
+
 def customer_search(*, text: str = ""):
     qs = Customer.objects.select_related("credit_account").order_by("member_id")
     if not (text or "").strip():

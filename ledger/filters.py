@@ -4,6 +4,7 @@ starts from `LedgerEntry.objects` (the page, the summary and the CSV share one s
 from __future__ import annotations
 
 import datetime as dt
+from functools import cached_property
 
 import django_filters
 from django import forms
@@ -11,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.utils import timezone
 
-from crm.selectors import customer_lookup
+from crm.selectors import customer_ids_for_search, customer_lookup
 
 from . import clock, selectors
 from .forms import parse_amount_input
@@ -69,6 +70,9 @@ def period_bounds(period: str, date_from: dt.date | None, date_to: dt.date | Non
         end = day_start(date_to + dt.timedelta(days=1)) if date_to else None
         return start, end
     return None, None
+
+
+CUSTOMER_IDS_CAP = 1000  # more matches than this stay a subquery
 
 
 class HistoryFilterForm(forms.Form):
@@ -194,11 +198,16 @@ class HistoryFilter(django_filters.FilterSet):
             return (self.form.cleaned_data.get("customer") or "").strip()
         return ""
 
-    @property
+    @cached_property
     def customer_ids(self):
-        """The customers the search means (a subquery), or None when it names none."""
+        """The customers the search means, or None when it names none: a list of ids
+        (looked up once, so the page's queries filter on an indexed `account_id IN (...)`
+        the planner can see), or a subquery when the text matches very many customers."""
         text = self.customer_text
-        return customer_lookup(text) if text else None
+        if not text:
+            return None
+        ids = customer_ids_for_search(text, cap=CUSTOMER_IDS_CAP)
+        return ids if ids is not None else customer_lookup(text)
 
     def error_messages(self) -> list[str]:
         """The search's errors as 'Label: message' lines, for the results area."""

@@ -86,11 +86,25 @@ def history_summary(queryset) -> dict:
             "entries": totals["entries"], "customers": totals["customers"]}
 
 
-def balance_at(*, moment: datetime, customer_ids=None) -> int:
-    """The booked balance (sum of entries) just before `moment`, for some customers or all.
-    For one customer it is the balance_after of its last earlier entry; for everyone it is
-    the balances now less everything posted since (exact for any past moment)."""
+def balance_at(*, moment: datetime | None, customer_ids=None) -> int:
+    """The booked balance (sum of entries) just before `moment` (None: now), for some
+    customers (a list of ids or a subquery) or all. For customers it is the balance_after of
+    each one's last earlier entry (one index probe per account on PostgreSQL); for everyone
+    it is the balances now less everything posted since (exact for any past moment)."""
     if customer_ids is not None:
+        if moment is None:
+            return int(CreditAccount.objects.filter(pk__in=customer_ids).aggregate(s=Sum("balance"))["s"] or 0)
+        if connection.vendor == "postgresql" and isinstance(customer_ids, list | tuple):
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    """SELECT COALESCE(SUM(last.balance_after), 0)
+                         FROM unnest(%s::bigint[]) AS a(id)
+                         CROSS JOIN LATERAL (
+                             SELECT e.balance_after FROM ledger_ledgerentry e
+                              WHERE e.account_id = a.id AND e.created_at < %s
+                              ORDER BY e.created_at DESC, e.id DESC LIMIT 1) last""",
+                    [list(customer_ids), moment])
+                return int(cursor.fetchone()[0])
         last_per_account = (
             LedgerEntry.objects.filter(account_id__in=customer_ids, created_at__lt=moment)
             .annotate(rn=Window(RowNumber(), partition_by=F("account_id"),
@@ -99,6 +113,8 @@ def balance_at(*, moment: datetime, customer_ids=None) -> int:
         )
         return int(sum(last_per_account.values_list("balance_after", flat=True)))
     now_total = CreditAccount.objects.aggregate(s=Sum("balance"))["s"] or 0
+    if moment is None:
+        return int(now_total)
     since = LedgerEntry.objects.filter(created_at__gte=moment).aggregate(s=Sum("amount"))["s"] or 0
     return int(now_total) - int(since)
 
