@@ -52,7 +52,10 @@ the same id with a different body is refused with 409 `event_id_reused`. Rejecte
 * `order.refunded` whose cumulative amount is below the one already applied (an older
   refund arriving late) and `customer.updated` older than the last applied change:
   accepted as `stale`, nothing changes;
-* `order.cancelled` for an unknown order without `customer_id`: 404 `order_not_found`.
+* `order.cancelled` for an unknown order without `customer_id`: 404 `order_not_found`;
+* paid orders count in the order their `order.paid` events are applied (one customer's
+  events are applied one at a time): "first order", order-history tiers and spend history
+  look at the orders paid before this event was applied, whatever their `paid_at`.
 
 **Refunds.** For every credit lot the order earned, the engine takes back
 `floor(lot_amount * refunded_amount / paid_amount)` in all (a cancellation takes back

@@ -15,7 +15,9 @@ Out of order (reject and retry; nothing is parked):
   * order.refunded for an order not paid yet -> 409 order_not_paid;
   * order.paid for a cancelled order -> 409 order_cancelled;
   * order.refunded with a cumulative amount below the one already applied, or a
-    customer.updated older than the last applied change -> accepted as "stale", no change.
+    customer.updated older than the last applied change -> accepted as "stale", no change;
+  * paid orders count in the order their order.paid events are applied (first order,
+    order-history tiers, spend history), not by their paid_at.
 
 Locks, always in this order: the customer row, the order row, then (inside the ledger)
 the credit account. Events of one customer are therefore applied one at a time, which is

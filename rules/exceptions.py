@@ -7,3 +7,8 @@ class CurrencyLocked(Exception):
 
 class DuplicateRule(Exception):
     """There is already a rule for this method (at most one per method)."""
+
+
+class InvalidRule(ValueError):
+    """The parameters of an allocation rule do not make a rule the engine can apply. The
+    pages validate with RuleForm first; this is the services' own guard."""

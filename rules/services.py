@@ -9,11 +9,11 @@ from django.db import IntegrityError, transaction
 
 from credits_admin.audit import record_change
 from credits_admin.models import StoreSettings
-from credits_admin.money import forget_store_currency
+from credits_admin.money import MAX_AMOUNT, forget_store_currency
 from ledger.models import LedgerEntry
 
-from .exceptions import CurrencyLocked, DuplicateRule
-from .models import AllocationRule, ProgramSettings
+from .exceptions import CurrencyLocked, DuplicateRule, InvalidRule
+from .models import MAX_TIERS, AllocationRule, ExpiryMode, Method, Mode, ProgramSettings
 
 RULE_FIELDS = ("mode", "amount", "per_amount", "min_spend", "tiers", "expiry_mode", "expiry_days", "expiry_date")
 EXPIRY_FIELDS = ("same_expiry_for_all", "expiry_mode", "expiry_days", "expiry_date",
@@ -102,17 +102,72 @@ def update_expiry_policy(*, actor, **values) -> dict:
     return changed
 
 
+RULE_MODES = {
+    Method.FIRST_ORDER: (Mode.FIXED, Mode.PER_VALUE),
+    Method.PAID_ORDER: (Mode.FIXED, Mode.PER_VALUE),
+    Method.REGISTRATION: (Mode.FIXED,),
+    Method.ORDER_HISTORY: (Mode.FIXED,),
+    Method.SPEND_HISTORY: (Mode.EVERY, Mode.TIERS),
+}
+
+
+def _money(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < MAX_AMOUNT
+
+
+def check_rule(rule: AllocationRule) -> None:
+    """Raise InvalidRule unless `rule` (saved or not) is one the engine can apply: a mode
+    its method has, positive amounts where the mode needs them, 1-5 tiers with strictly
+    increasing thresholds, a complete expiry."""
+    modes = RULE_MODES.get(rule.method)
+    if modes is None:
+        raise InvalidRule(f"Unknown method {rule.method!r}.")
+    if rule.mode not in modes:
+        raise InvalidRule(f"A {rule.get_method_display().lower()} rule cannot use the mode {rule.mode!r}.")
+    uses_tiers = rule.method == Method.ORDER_HISTORY or rule.mode == Mode.TIERS
+    if not uses_tiers and not _money(rule.amount):
+        raise InvalidRule("The amount of credits must be a whole number of minor units greater than zero.")
+    if rule.mode in (Mode.PER_VALUE, Mode.EVERY) and not _money(rule.per_amount):
+        raise InvalidRule("The amount X (for every X) must be a whole number of minor units greater than zero.")
+    min_spend = rule.min_spend or 0
+    if isinstance(min_spend, bool) or not isinstance(min_spend, int) or not 0 <= min_spend < MAX_AMOUNT:
+        raise InvalidRule("The minimum spend must be zero or more minor units.")
+    if uses_tiers:
+        tiers = rule.tiers
+        if not isinstance(tiers, list) or not 1 <= len(tiers) <= MAX_TIERS:
+            raise InvalidRule(f"A tiered rule has 1 to {MAX_TIERS} tiers.")
+        previous = 0
+        for n, tier in enumerate(tiers, start=1):
+            if not isinstance(tier, dict) or set(tier) != {"threshold", "amount"}:
+                raise InvalidRule(f"Tier {n} must have a threshold and an amount, nothing else.")
+            if not _money(tier["threshold"]) or not _money(tier["amount"]):
+                raise InvalidRule(f"Tier {n}: the threshold and the credits must be greater than zero.")
+            if tier["threshold"] <= previous:
+                raise InvalidRule(f"Tier {n}: thresholds must increase from one tier to the next.")
+            previous = tier["threshold"]
+    elif rule.tiers:
+        raise InvalidRule("Only order history and spend history tiers take tiers.")
+    if rule.expiry_mode not in ExpiryMode.values:
+        raise InvalidRule(f"Unknown expiry {rule.expiry_mode!r}.")
+    if rule.expiry_mode == ExpiryMode.DAYS and not (isinstance(rule.expiry_days, int) and rule.expiry_days > 0):
+        raise InvalidRule("Give for how many days the credits are valid.")
+    if rule.expiry_mode == ExpiryMode.DATE and rule.expiry_date is None:
+        raise InvalidRule("Give the last day the credits are valid.")
+
+
 def _rule_values(rule: AllocationRule) -> dict:
     return _jsonable({name: getattr(rule, name) for name in RULE_FIELDS})
 
 
 @transaction.atomic
 def create_rule(*, actor, method: str, **values) -> AllocationRule:
-    """Add the rule of `method`. Raises DuplicateRule when that method already has one."""
+    """Add the rule of `method`. Raises DuplicateRule when that method already has one,
+    InvalidRule when the values do not make a rule (see check_rule)."""
     if AllocationRule.objects.filter(method=method).exists():
         raise DuplicateRule(method)
     rule = AllocationRule(method=method, updated_by=actor if getattr(actor, "is_authenticated", False) else None,
                           **{k: v for k, v in values.items() if k in RULE_FIELDS})
+    check_rule(rule)
     try:
         with transaction.atomic():
             rule.save()
@@ -136,6 +191,7 @@ def update_rule(*, actor, rule: AllocationRule, **values) -> dict:
     changed = {k: [before[k], after[k]] for k in RULE_FIELDS if before[k] != after[k]}
     if not changed:
         return {}
+    check_rule(rule)
     rule.version += 1
     rule.updated_by = actor if getattr(actor, "is_authenticated", False) else None
     rule.save()

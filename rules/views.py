@@ -19,7 +19,7 @@ from ledger import clock
 
 from . import allocation, selectors, services
 from .events import BUILTIN_TYPES, registered_types
-from .exceptions import CurrencyLocked, DuplicateRule
+from .exceptions import CurrencyLocked, DuplicateRule, InvalidRule
 from .forms import ExpiryPolicyForm, ProgramSettingsForm, RuleForm
 from .models import METHOD_HELP, AllocationRule, Method, ProgramSettings, StorefrontEvent
 from .policy import refund_policy, rule_policy, staff_policy
@@ -139,6 +139,8 @@ def rule_add(request):
             services.create_rule(actor=request.user, method=method, **form.rule_values)
         except DuplicateRule:
             form.add_error(None, f"There is already a rule for {Method(method).label.lower()}; edit it instead.")
+        except InvalidRule as exc:
+            form.add_error(None, str(exc))
         else:
             return _saved(request, f"{Method(method).label} rule added.")
     context = _editor_context(form, program=program)
@@ -153,9 +155,13 @@ def rule_edit(request, pk: int):
     program = ProgramSettings.current()
     form = RuleForm(request.POST or None, method=rule.method, program=program, rule=rule)
     if request.method == "POST" and form.is_valid():
-        changed = services.update_rule(actor=request.user, rule=rule, **form.rule_values)
-        return _saved(request, f"{rule.get_method_display()} rule saved; it applies to events from now on."
-                      if changed else "Nothing changed.")
+        try:
+            changed = services.update_rule(actor=request.user, rule=rule, **form.rule_values)
+        except InvalidRule as exc:
+            form.add_error(None, str(exc))
+        else:
+            return _saved(request, f"{rule.get_method_display()} rule saved; it applies to events from now on."
+                          if changed else "Nothing changed.")
     context = _editor_context(form, rule=rule, program=program)
     context["preview"] = _preview(form) if request.method == "POST" else {
         "ok": True, "sentence": allocation.describe(rule), "expiry": rule_policy(settings=program, rule=rule).describe()}

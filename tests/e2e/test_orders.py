@@ -11,6 +11,8 @@ from credits_admin.member_views import make_panel_token
 from credits_admin.models import StoreSettings
 from crm.models import Order, OrderNote
 from ledger import services as ledger_services
+from refunds.models import StoreCreditRefund
+from rules import services as rules_services
 from tests.factories import CustomerFactory, OrderFactory, StaffUserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -120,12 +122,22 @@ def test_orders_search_open_an_order_and_see_its_entries_and_notes(page, live_se
     expect(notes).to_have_count(3)
     expect(notes.first).to_contain_text("A note written meanwhile.")
 
-    # when: refunding with store credits from the Actions (the refunds app's pop-up)
+    # when: refunding with store credits from the Actions (the refunds app's pop-up), while
+    # the store's policy makes refunds valid for 30 days
+    StoreSettings.objects.update_or_create(pk=1, defaults={"refund_note": "We refunded you in store credits."})
+    rules_services.update_expiry_policy(actor=None, refund_expiry_mode="days", refund_expiry_days=30)
     page.get_by_role("link", name="Refund with store credits").click()
     refund = page.get_by_role("dialog", name="Refund with store credits")
     expect(refund).to_be_visible()
+    # then: the default note is filled in (editable), the notification is ticked, and the
+    # expiry the policy gives is said in words
+    expect(refund.get_by_label("Note")).to_have_value("We refunded you in store credits.")
+    expect(refund.get_by_label("Send notification to customer")).to_be_checked()
+    expect(refund.get_by_test_id("refund-expiry")).to_contain_text("these credits expire on")
     refund.get_by_label("Amount to refund as store credits").fill("7.50")
     refund.get_by_label("Note").fill("Refunded $7.50 as store credits for the late delivery.")
+    refund.get_by_label("Send notification to customer").uncheck()
+    page.screenshot(path=out / "order-refund-popup.png")
     refund.get_by_role("button", name="Refund with store credits").click()
     # then: the pop-up closes and the page shows the new entry and note without a reload
     expect(page.locator("dialog#modal")).to_be_hidden()
@@ -133,6 +145,10 @@ def test_orders_search_open_an_order_and_see_its_entries_and_notes(page, live_se
     expect(entries.first).to_contain_text("+$7.50")
     expect(notes.first).to_contain_text("Refunded $7.50 as store credits for the late delivery.")
     page.screenshot(path=out / "order-detail-after-refund.png", full_page=True)
+    made = StoreCreditRefund.objects.get()
+    assert (made.amount, made.notify) == (750, False)
+    gap = made.entry.lot.expires_at - (made.entry.created_at + dt.timedelta(days=30))
+    assert abs(gap) < dt.timedelta(seconds=5)  # 30 days from the refund (its clock read, not the row's)
 
     # when: the customer pop-up from the order
     page.locator(".order-grid").get_by_role("link", name="M-1001").click()

@@ -201,3 +201,45 @@ def test_events_sent_over_http_show_in_the_events_log_with_the_uncollected_part(
     expect(dialog.get_by_test_id("reclaims")).to_contain_text("$9.00")
     expect(dialog).to_contain_text("$9.00 of lot")
     page.screenshot(path=shots / "event-popup-refund.png")
+
+
+def test_per_rule_expiry_spend_tiers_and_deleting_a_rule(page, live_server, shots):
+    # given: "all store credits share the same expiry" is off
+    from rules import services
+
+    StoreSettings.objects.update_or_create(pk=1, defaults={"credits_enabled": True, "store_name": "Demo Store"})
+    services.update_expiry_policy(actor=None, same_expiry_for_all=False)
+    _log_in(page, StaffUserFactory(role="Store admin"))
+    page.goto("/program/rules/")
+    expect(page.get_by_text("Each rule has its own expiry.")).to_be_visible()
+
+    # when: a spend-history rule with cumulative tiers and its own expiry of 30 days
+    dialog = _open_method(page, "Spend history")
+    dialog.get_by_label("Accumulated amount tiers").check()
+    expect(dialog.get_by_label("Tier 1: total spend reaches")).to_be_visible()
+    dialog.get_by_label("Tier 1: total spend reaches").fill("100")
+    dialog.get_by_label("Tier 1: credits").fill("5")
+    dialog.get_by_label("Tier 2: total spend reaches").fill("300")
+    dialog.get_by_label("Tier 2: credits").fill("15")
+    dialog.get_by_label("Valid for a number of days").check()
+    dialog.locator("#id_expiry_days").fill("30")
+    sentence = ("Customers receive $5.00 when their total spend reaches $100.00 and $15.00 when their total spend "
+                "reaches $300.00; each tier is rewarded once.")
+    # then: the preview says what the rule and its own expiry will do
+    expect(dialog.get_by_test_id("preview")).to_have_text(sentence)
+    expect(dialog.get_by_test_id("preview-expiry")).to_have_text("Credits expire 30 days after they are granted.")
+    page.screenshot(path=shots / "rule-popup-spend-tiers-own-expiry.png")
+    _save(page, dialog, "spend_history", sentence)
+    card = page.locator("article[data-method=spend_history]")
+    expect(card).to_contain_text("Credits expire 30 days after they are granted.")
+    assert AllocationRule.objects.get().expiry_days == 30
+
+    # when: deleting it from the trash icon
+    card.get_by_role("link", name="Delete Spend history").click()
+    dialog = page.locator("dialog#modal")
+    expect(dialog.get_by_role("heading", name="Delete the Spend history rule?")).to_be_visible()
+    dialog.get_by_role("button", name="Delete rule").click()
+    # then
+    expect(dialog).to_be_hidden()
+    expect(card.get_by_text("Not set")).to_be_visible()
+    assert not AllocationRule.objects.exists()

@@ -84,3 +84,63 @@ def test_policy_expiry_for_refunds_reaches_the_ledger_hook():
     answer = ledger_services.policy_expiry(source="staff", now=NOW, purpose="refund")
     # then
     assert answer == NOW + dt.timedelta(days=60)
+
+
+def test_per_rule_expiry_changes_never_touch_lots_already_granted(client):
+    # given: per-rule expiry, a registration rule valid for 10 days, one customer rewarded
+    from credits_admin.apikeys import create_api_key
+
+    from .conftest import registered
+
+    _, key = create_api_key(name="storefront")
+    services.update_expiry_policy(actor=None, same_expiry_for_all=False)
+    rule = services.create_rule(actor=None, method="registration", mode="fixed", amount=100, expiry_mode="days",
+                                expiry_days=10)
+    with clock.posting_at(NOW):
+        response = client.post("/api/v1/events", registered("M1"), content_type="application/json",
+                               headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200
+    # when: the rule's own expiry changes, then the shared policy takes over again
+    services.update_rule(actor=None, rule=rule, mode="fixed", amount=100, expiry_mode="date",
+                         expiry_date=dt.date(2031, 1, 31))
+    services.update_expiry_policy(actor=None, same_expiry_for_all=True, expiry_mode="days", expiry_days=1)
+    services.update_expiry_policy(actor=None, expiry_mode="never")
+    # then
+    assert CreditLot.objects.get().expires_at == NOW + dt.timedelta(days=10)
+
+
+def test_refund_with_store_credits_expires_as_the_refund_policy_says_and_keeps_it():
+    # given
+    from refunds import services as refund_services
+    from tests.factories import OrderFactory
+
+    order = OrderFactory()
+    services.update_expiry_policy(actor=None, refund_expiry_mode="days", refund_expiry_days=60,
+                                  expiry_mode="days", expiry_days=5, staff_expiry_mode="days", staff_expiry_days=7)
+    # when
+    with clock.posting_at(NOW):
+        refund = refund_services.refund_with_store_credits(order=order, amount=500, note="Sorry.", notify=False,
+                                                           actor=None, idempotency_key="k-policy")
+    services.update_expiry_policy(actor=None, refund_expiry_mode="never")
+    # then: the refunds policy, not the rules' or staff's, fixed on the lot
+    assert refund.entry.lot.expires_at == NOW + dt.timedelta(days=60)
+    assert CreditLot.objects.get().expires_at == NOW + dt.timedelta(days=60)
+
+
+def test_refund_with_store_credits_when_the_refund_expiry_date_has_passed_is_refused_and_writes_nothing():
+    # given: a fixed date that was in the future when set, and has passed since
+    from crm.models import OrderNote
+    from ledger.models import LedgerEntry
+    from refunds import services as refund_services
+    from refunds.exceptions import RequestInvalid
+    from tests.factories import OrderFactory
+
+    order = OrderFactory()
+    services.update_expiry_policy(actor=None, refund_expiry_mode="date", refund_expiry_date=dt.date(2030, 6, 1))
+    # when
+    with clock.posting_at(NOW), pytest.raises(RequestInvalid) as exc:
+        refund_services.refund_with_store_credits(order=order, amount=500, note="Sorry.", notify=False, actor=None,
+                                                  idempotency_key="k-passed")
+    # then
+    assert "has passed" in exc.value.message
+    assert not LedgerEntry.objects.exists() and not OrderNote.objects.exists()
