@@ -1,6 +1,7 @@
 """Storefront API: customers' own cash-refund requests.
 
     POST /api/v1/cash-refund-requests             201 (200 when `request_id` replays)
+    GET  /api/v1/cash-refund-requests?member_id=  a customer's requests, newest first
     GET  /api/v1/cash-refund-requests/{id}        status, amount, reason if rejected
     POST /api/v1/cash-refund-requests/{id}/cancel the customer cancels (200; 409 if too late)
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ninja import Field, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 from pydantic import StrictInt
 
 from credits_admin.db import retry_on_lock
@@ -31,13 +32,15 @@ from .exceptions import (
 from .models import RefundRequest
 
 router = Router(tags=["refunds"])
+LIST_LIMIT = 50
 
 
 class PayoutDetailsIn(Schema):
     account_holder: str = Field(..., max_length=200, examples=["Jane Doe"])
     bank_name: str = Field(..., max_length=200, examples=["First Bank"])
-    account_number: str = Field(..., max_length=60, description="Stored encrypted; answers show only the "
-                                                                 "last four digits.", examples=["123-456-7890"])
+    # repr=False: never in a traceback's locals or a log line in full.
+    account_number: str = Field(..., max_length=60, repr=False, description="Stored encrypted; answers show only "
+                                "the last four digits.", examples=["123-456-7890"])
 
 
 class CashRefundRequestIn(Schema):
@@ -75,6 +78,13 @@ class CashRefundRequestOut(Schema):
     refunded_at: datetime | None
     rejection_reason: str | None = Field(None, description="Set when rejected: what to tell the customer.")
     payout: PayoutOut
+
+
+class CashRefundRequestListOut(Schema):
+    member_id: str
+    open_request: int | None = Field(None, description="The id of the customer's open (requested or pending) "
+                                                       "request, if any: one at a time.")
+    items: list[CashRefundRequestOut] = Field(..., description=f"Newest first, at most {LIST_LIMIT}.")
 
 
 class ErrorOut(Schema):
@@ -136,6 +146,23 @@ def create_cash_refund_request(request, payload: CashRefundRequestIn):
     except RefundError as exc:
         return _error(exc, field_names=FIELD_NAMES)
     return Status(200 if getattr(req, "replayed", False) else 201, _out(req))
+
+
+@router.get("/cash-refund-requests", response={200: CashRefundRequestListOut, 404: ErrorOut, 422: ErrorOut},
+            summary="A customer's cash-refund requests and their status")
+def list_cash_refund_requests(request, member_id: str = Query(..., min_length=1, max_length=64)):
+    customer = Customer.objects.filter(member_id=member_id.strip()).first()
+    if customer is None:
+        return Status(404, {"detail": f"No customer has member ID {member_id!r}.", "code": "unknown_member",
+                            "field": "member_id"})
+    rows = list(RefundRequest.objects.filter(customer=customer).select_related("customer")
+                .order_by("-requested_at", "-id")[:LIST_LIMIT])
+    open_request = next((r.pk for r in rows if r.is_open), None)
+    if open_request is None:  # older than the page shown (unlikely): ask the table
+        open_request = (RefundRequest.objects.filter(customer=customer, status__in=RefundRequest.OPEN_STATUSES)
+                        .values_list("pk", flat=True).first())
+    return Status(200, {"member_id": customer.member_id, "open_request": open_request,
+                        "items": [_out(r) for r in rows]})
 
 
 def _find(request_id: int) -> RefundRequest | None:

@@ -36,6 +36,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from credits_admin.audit import record_change
 from credits_admin.models import StoreSettings
@@ -164,6 +165,9 @@ def _open_request_error(customer, existing: RefundRequest) -> OpenRequestExists:
         f"rejected or cancelled before a new one.", existing_id=existing.pk)
 
 
+# An error report (a 500's email or page) shows the number starred, never in full: here and
+# in transaction.atomic's frame below (its keyword arguments are `kwds`).
+@sensitive_variables("account_number", "kwds")
 @transaction.atomic
 def create_request(*, customer: Customer, amount: int, account_holder: str, bank_name: str,
                    account_number: str, channel: str, memo: str = "", actor=None,
@@ -498,6 +502,12 @@ def retry_due_payouts(*, now: dt.datetime | None = None, limit: int = 500) -> in
 
 # --------------------------------------------------------------------------- refund an order with credits
 
+def refund_credits_expiry(*, now: dt.datetime | None = None) -> dt.datetime | None:
+    """When store credits refunded at `now` expire, as the store's policy for refunds says
+    (None: never; the default)."""
+    return ledger_services.policy_expiry(source="staff", now=now or clock.now(), purpose="refund")
+
+
 @transaction.atomic
 def refund_with_store_credits(*, order: Order, amount: int, note: str, notify: bool, actor,
                               idempotency_key: str) -> StoreCreditRefund:
@@ -533,10 +543,15 @@ def refund_with_store_credits(*, order: Order, amount: int, note: str, notify: b
             parts.append(f"already refunded with credits {_fmt(limits['earlier'])}")
         raise RefundExceedsOrder(f"At most {_fmt(limits['refundable'])} of order {order.external_id} can still be "
                                  f"refunded with store credits ({', '.join(parts)}).")
+    now = clock.now()
+    expires_at = refund_credits_expiry(now=now)
+    if expires_at is not None and expires_at <= now:
+        raise RequestInvalid("The expiry policy for refunds with store credits ends on a date that has passed, "
+                             "so these credits could never be used. Change it on the Expiry date page first.")
     entry = ledger_services.grant(
         customer=order.customer_id, amount=amount, reason="Refund with store credits",
-        expires_at=ledger_services.policy_expiry(source="staff", purpose="refund"),
-        actor=_user(actor), source="staff", comment=note, order=order, idempotency_key=key,
+        expires_at=expires_at, actor=_user(actor), source="staff", comment=note, order=order,
+        idempotency_key=key,
     )
     OrderNote.objects.create(order=order, author=_user(actor), body=note)
     refund_row = StoreCreditRefund.objects.create(order=order, entry=entry, amount=amount, note=note,

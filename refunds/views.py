@@ -17,6 +17,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget, trigger_client_event
 from django_tables2 import RequestConfig
@@ -88,7 +89,8 @@ def request_list(request):
     table = RefundRequestTable(qs)
     RequestConfig(request, paginate={"per_page": PER_PAGE, "paginator_class": LazyPaginator}).configure(table)
     target = request.htmx.target if request.htmx else None
-    popup = request.GET.get("popup") == "1" or target == "modal"
+    # In the dialog, or a part of it; a link from it opened in a tab of its own is the page.
+    popup = bool(request.htmx) and (request.GET.get("popup") == "1" or target == "modal")
     query = request.GET.copy()
     if popup:
         query["popup"] = "1"
@@ -193,6 +195,8 @@ def request_email(request, pk: int):
 
 # --------------------------------------------------------------------------- submit on a customer's behalf
 
+@sensitive_post_parameters("account_number")  # never in full in an error report
+@sensitive_variables("data")
 @require_http_methods(["GET", "POST"])
 @permission_required("refunds.add_refundrequest", raise_exception=True)
 def request_create(request):
@@ -257,5 +261,6 @@ def order_refund_with_credits(request, pk: int):
                 return redirect(reverse("ledger:history") + f"?customer={order.customer.member_id}&period=")
     context = {"form": form, "order": order, "mode": mode,
                "limits": selectors.order_refundable_with_credits(order=order),
-               "credits_enabled": StoreSettings.load().credits_enabled}
+               "credits_enabled": StoreSettings.load().credits_enabled,
+               "expires_at": services.refund_credits_expiry()}
     return render(request, _template("refunds/order_refund_with_credits.html", mode), context)

@@ -150,8 +150,8 @@ def test_refund_requests_popup_over_the_credits_history(page, live_server, shots
     _log_in(page)
     _accept_confirms(page)
     page.goto("/credits/history/")
-    # when: the pop-up opens from the history page (as its [Cash refund requests] button does)
-    page.evaluate("htmx.ajax('GET', '/refunds/', {target: '#modal', swap: 'innerHTML'})")
+    # when: the history page's [Cash refund requests] button
+    page.get_by_role("link", name="Cash refund requests").click()
     dialog = page.get_by_role("dialog", name="Cash refund requests")
     # then
     expect(dialog).to_be_visible()
@@ -172,7 +172,26 @@ def test_refund_requests_popup_over_the_credits_history(page, live_server, shots
     expect(page).to_have_url(re.compile(r"/credits/history/$"))
     page.screenshot(path=shots / "11-popup-refunded.png")
 
+    # when: Undo inside the pop-up
+    row.get_by_role("button", name=f"Undo refund of request #{ann_req.pk}").click()
+    # then
+    expect(dialog.locator("#refund-panel")).to_contain_text("undone: back to pending, credits restored")
+    expect(row.locator(".refund-status")).to_have_text("Awaiting/Pending")
+    expect(row).to_contain_text("$50.00")
+    assert ledger_selectors.available_balance(customer=ann) == 5_000
+
+    # when: Refund of Bob's request, above his available credits, inside the pop-up
+    bob_row = dialog.locator(f"#refund-request-{bob_req.pk}")
+    bob_row.get_by_role("button", name=f"Refund request #{bob_req.pk}").click()
+    # then: refused with the message, nothing changed, the pop-up still open
+    expect(dialog.locator("#refund-panel [role=alert]")).to_contain_text(
+        "Refund refused: M-BOB has only $15.00 available and the request is for $30.00. Nothing was changed.")
+    expect(bob_row.locator(".refund-status")).to_have_text("Requested")
+    assert RefundRequest.objects.get(pk=bob_req.pk).status == "requested"
+    page.screenshot(path=shots / "11b-popup-refused.png")
+
     # when: searching inside the pop-up
+    services.refund(request=ann_req.pk, actor=None)
     dialog.get_by_label("Status").select_option("refunded")
     # then
     expect(dialog.locator("#refunds-table tbody tr")).to_have_count(1)
@@ -181,14 +200,25 @@ def test_refund_requests_popup_over_the_credits_history(page, live_server, shots
     # when: the email icon opens the send-email form inside the pop-up
     dialog.get_by_role("link", name="Send email to M-ANN").click()
     expect(dialog.get_by_label("Subject")).to_have_value(f"Your cash refund request #{ann_req.pk}")
+    # then: the pop-up stays as wide as the list (the form opens in its panel)
+    assert dialog.bounding_box()["width"] > 1000
     page.screenshot(path=shots / "12-popup-email.png")
     dialog.get_by_label("Message").fill("Your refund is on its way.")
     dialog.get_by_role("button", name="Send email").click()
     expect(dialog.locator("#refund-panel")).to_contain_text("Email sent to M-ANN.")
 
+    # when: the memo icon
+    dialog.get_by_role("link", name="Memos of M-ANN").click()
+    # then: the customer pop-up, at its memos, ready to write one
+    customer = page.get_by_role("dialog", name="Ann Archer · M-ANN")
+    expect(customer).to_be_visible()
+    expect(customer.get_by_role("heading", name="Memos")).to_be_in_viewport()
+    expect(customer.locator("#memos textarea")).to_be_focused()
+    page.screenshot(path=shots / "13-popup-memo.png")
+
     # when: Escape
     page.keyboard.press("Escape")
-    expect(dialog).to_be_hidden()
+    expect(customer).to_be_hidden()
 
 
 def test_refund_an_order_with_store_credits_popup(page, live_server, shots):

@@ -173,6 +173,61 @@ def test_get_by_api_shows_the_status_and_the_rejection_reason(api, funded_custom
     assert body["rejection_reason"] == "Promotional credits cannot be cashed out."
 
 
+def test_list_by_api_shows_a_customers_requests_newest_first_with_the_open_one(api, funded_customer, agent):
+    # given: an older request that was rejected, then an open one; another customer's is not shown
+    from tests.factories import CustomerFactory
+
+    old = api.post(URL, _payload(funded_customer, request_id="sf-old")).json()
+    services.reject(request=old["id"], actor=agent, reason="Promotional credits cannot be cashed out.")
+    new = api.post(URL, _payload(funded_customer, request_id="sf-new", amount=900)).json()
+    other = CustomerFactory()
+    ledger_services.grant(customer=other, amount=5000, reason="setup")
+    api.post(URL, _payload(other, request_id="sf-other"))
+    # when
+    response = api.get(f"{URL}?member_id={funded_customer.member_id}")
+    # then
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["member_id"], body["open_request"]) == (funded_customer.member_id, new["id"])
+    assert [(r["id"], r["status"], r["amount"]) for r in body["items"]] == [(new["id"], "requested", 900),
+                                                                            (old["id"], "rejected", 1500)]
+    assert body["items"][1]["rejection_reason"] == "Promotional credits cannot be cashed out."
+    assert body["items"][0] == new
+    assert "123456789012" not in response.content.decode()
+
+
+def test_list_by_api_without_an_open_request_says_none(api, funded_customer):
+    # given
+    created = api.post(URL, _payload(funded_customer)).json()
+    api.post(f"{URL}/{created['id']}/cancel")
+    # when
+    body = api.get(f"{URL}?member_id={funded_customer.member_id}").json()
+    # then
+    assert body["open_request"] is None and [r["status"] for r in body["items"]] == ["cancelled"]
+
+
+def test_list_by_api_for_an_unknown_member_is_404_and_without_one_422(api, db):
+    # when
+    unknown = api.get(f"{URL}?member_id=nobody")
+    missing = api.get(URL)
+    # then
+    assert unknown.status_code == 404
+    assert unknown.json() == {"detail": "No customer has member ID 'nobody'.", "code": "unknown_member",
+                              "field": "member_id", "request": None}
+    assert missing.status_code == 422 and missing.json()["errors"][0]["loc"][-1] == "member_id"
+
+
+def test_api_payload_never_shows_the_account_number_in_its_repr():
+    # given
+    from refunds.api import CashRefundRequestIn
+
+    payload = CashRefundRequestIn(request_id="sf-1", member_id="M-1", amount=100,
+                                  payout={"account_holder": "J", "bank_name": "B", "account_number": "123456789012"})
+    # then: a traceback's locals or a log line shows the rest, never the number
+    assert "123456789012" not in repr(payload) + str(payload) + repr(payload.payout)
+    assert payload.payout.account_number == "123456789012"
+
+
 def test_get_by_api_of_an_unknown_request_is_404(api, db):
     response = api.get(f"{URL}/999")
     assert response.status_code == 404
@@ -227,3 +282,4 @@ def test_openapi_schema_lists_the_refund_endpoints(api, client):
     # then
     assert {"/api/v1/cash-refund-requests", "/api/v1/cash-refund-requests/{request_id}",
             "/api/v1/cash-refund-requests/{request_id}/cancel"} <= set(schema["paths"])
+    assert set(schema["paths"]["/api/v1/cash-refund-requests"]) == {"get", "post"}

@@ -133,6 +133,45 @@ def test_after_the_third_failed_retry_the_credits_are_restored_and_staff_are_tol
     assert ledger_selectors.verify_ledger() == []
 
 
+def test_after_the_last_failure_an_alert_email_goes_to_the_notify_addresses(
+        funded_customer, make_request, agent, gateway, django_capture_on_commit_callbacks):
+    # given: the addresses set on the Emails page; every send fails
+    from notifications.kinds import EmailKind
+    from notifications.models import EmailSettings, OutboxMessage
+
+    EmailSettings.load()
+    EmailSettings.objects.filter(pk=1).update(staff_recipients="ops@store.example, finance@store.example")
+    gateway.default = "Account 123456789012 closed"
+    with time_machine.travel(DAY0, tick=False):
+        req = _refund(make_request, funded_customer, agent, django_capture_on_commit_callbacks)
+    alerts = OutboxMessage.objects.filter(kind=EmailKind.PAYOUT_FAILURE_ALERT)
+    # when: the first two daily retries fail: no alert yet
+    for day in (1, 2):
+        with time_machine.travel(at(day, 10), tick=False):
+            tasks.retry_payouts_task()
+    assert not alerts.exists()
+    # when: the third retry fails too
+    with time_machine.travel(at(3, 10), tick=False):
+        tasks.retry_payouts_task()
+    # then: one alert, to those addresses, naming the request, with the account number masked
+    alert = alerts.get()
+    assert alert.to == "ops@store.example, finance@store.example"
+    assert str(req.pk) in alert.subject + alert.text and funded_customer.member_id in alert.text
+    assert "123456789012" not in alert.subject + alert.text + alert.html
+    assert RefundRequest.objects.get(pk=req.pk).status == S.PENDING
+
+
+def test_the_beat_schedule_runs_the_payout_retries_once_a_day(settings):
+    # given
+    entry = settings.CELERY_BEAT_SCHEDULE["retry-payouts"]
+    # then: one run a day (a daily crontab: a fixed hour and minute)
+    assert entry["task"] == tasks.retry_payouts_task.name
+    schedule = entry["schedule"]
+    assert len(schedule.hour) == 1 and len(schedule.minute) == 1
+    assert len(schedule.day_of_week) == 7 and len(schedule.day_of_month) == 31
+    assert settings.REFUNDS_PAYOUT_MAX_RETRIES == 3
+
+
 def test_undo_while_a_payout_waits_for_its_retry_cancels_it(
         funded_customer, make_request, agent, gateway, django_capture_on_commit_callbacks):
     # given

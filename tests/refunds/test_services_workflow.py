@@ -64,6 +64,33 @@ def test_create_request_stores_it_requested_with_the_account_number_encrypted(fu
     assert ledger_selectors.available_balance(customer=funded_customer) == 5000  # nothing debited yet
 
 
+def test_create_request_crashing_never_shows_the_account_number_in_the_error_report(funded_customer, monkeypatch):
+    # given: something in the service fails after the number was read
+    import sys
+
+    from django.views.debug import ExceptionReporter
+
+    def broken(**kwargs):
+        raise RuntimeError("audit log down")
+
+    monkeypatch.setattr(services, "record_change", broken)
+    # when
+    with pytest.raises(RuntimeError):
+        try:
+            services.create_request(customer=funded_customer, amount=100, channel="storefront", **PAYOUT)
+        except RuntimeError:
+            info = sys.exc_info()
+            raise
+    # then: the report Django would mail or show lists each frame's variables, the number hidden
+    frames = ExceptionReporter(None, *info).get_traceback_data()["frames"]
+    service = next(f for f in frames if f["function"] == "create_request")
+    variables = dict(service["vars"])
+    assert variables["account_number"] == "'********************'"
+    assert "••••9012" in variables["details"]
+    shown = str([f["vars"] for f in frames])
+    assert "1234-5678-9012" not in shown and "123456789012" not in shown
+
+
 @pytest.mark.parametrize(("amount", "message"), [
     (0, "The amount must be greater than zero."),
     (-5, "The amount must be greater than zero."),

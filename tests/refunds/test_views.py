@@ -64,6 +64,20 @@ def test_request_list_full_page_shows_every_column(logged_in, funded_customer, m
     assert reverse("refunds:request_undo", args=[req.pk]) not in html
 
 
+@pytest.mark.parametrize("role", ["Support agent", "Support admin", "Store admin", "Ops"])
+def test_credits_history_page_opens_the_requests_popup_from_its_button(client, role):
+    # given
+    from tests.factories import StaffUserFactory
+
+    client.force_login(StaffUserFactory(role=role))
+    # when
+    html = client.get(reverse("ledger:history")).content.decode()
+    # then: [Cash refund requests] opens the list in the dialog (and as a page without JS)
+    button = (f'<a class="button" href="{LIST}" hx-get="{LIST}" hx-target="#modal" hx-swap="innerHTML" '
+              f'aria-haspopup="dialog">Cash refund requests</a>')
+    assert button in html
+
+
 def test_request_list_in_the_dialog_is_the_modal_body_with_close_button(logged_in, funded_customer, make_request):
     # given
     make_request(funded_customer)
@@ -75,6 +89,16 @@ def test_request_list_in_the_dialog_is_the_modal_body_with_close_button(logged_i
     assert '<h2 id="modal-title">Cash refund requests</h2>' in html
     assert "data-close-modal" in html and 'name="popup" value="1"' in html
     assert 'hx-push-url="true"' not in html  # searching inside the pop-up leaves the page's URL alone
+
+
+def test_request_list_link_from_the_popup_opened_in_a_tab_is_the_page(logged_in, funded_customer, make_request):
+    # given: a sort link of the pop-up carries popup=1
+    make_request(funded_customer)
+    # when: it is opened without htmx (a new tab)
+    html = logged_in.get(LIST, {"popup": "1", "sort": "amount"}).content.decode()
+    # then: the page, with its heading and no dialog close button
+    assert "<h1>Cash refund requests</h1>" in html and 'id="modal-title"' not in html
+    assert "data-close-modal" not in html and 'name="popup"' not in html
 
 
 def test_request_list_shows_refund_until_refunded_and_undo_after(logged_in, funded_customer, make_request, agent):
@@ -413,6 +437,21 @@ def test_create_as_a_dialog_closes_it_and_as_a_page_redirects(logged_in):
     assert modal.status_code == 204 and triggers(modal) == {"closeModal", "refundUpdated", "creditsChanged",
                                                             "showMessage"}
     assert page.status_code == 302 and page["Location"] == LIST
+
+
+def test_create_never_puts_the_account_number_in_an_error_report(logged_in):
+    # given
+    from django.views.debug import SafeExceptionReporterFilter
+
+    ann = _funded()
+    # when
+    response = logged_in.post(reverse("refunds:request_create"), _create_data(ann), headers=hx("refund-panel"))
+    # then: Django's error reports (and its 500 page) hide it
+    request = response.wsgi_request
+    assert request.sensitive_post_parameters == ("account_number",)
+    cleaned = SafeExceptionReporterFilter().get_post_parameters(request)
+    assert cleaned["account_number"] == SafeExceptionReporterFilter.cleansed_substitute
+    assert cleaned["account_holder"] == request.POST["account_holder"]
 
 
 def test_create_double_submit_creates_one_request(logged_in):
