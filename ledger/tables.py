@@ -1,6 +1,8 @@
 import django_tables2 as tables
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils import dateformat, timezone
+from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import mark_safe
 
 from credits_admin import money
 
@@ -52,3 +54,24 @@ class HistoryTable(tables.Table):
         text = str(value)
         short = text if len(text) <= 60 else text[:57] + "…"
         return format_html('<span title="{}">{}</span>', text, short)
+
+    # -- the body, rendered straight from the records -----------------------------------
+    # django-tables2's own cell path (Row.items: an inspect.signature per call, a template
+    # render per DateTimeColumn cell, the attrs rebuilt per cell) cost about 1 ms a row, most
+    # of a first page's time. The header, sorting and column list stay django-tables2's; the
+    # body gives the same HTML (a test compares the two cell by cell).
+    def body_rows(self) -> list[list[tuple[str, str]]]:
+        render = {
+            "created_at": lambda r: dateformat.format(timezone.localtime(r.created_at), "Y-m-d H:i"),
+            "member_id": lambda r: self.render_member_id(r.account.customer.member_id, r),
+            "name": lambda r: conditional_escape(r.account.customer.name),
+            "kind": lambda r: self.render_kind(r.kind, r),
+            "reason": lambda r: conditional_escape(r.reason) if r.reason else "—",
+            "amount": lambda r: self.render_amount(r.amount),
+            "balance_after": lambda r: self.render_balance_after(r.balance_after),
+            "order": lambda r: conditional_escape(r.order.external_id) if r.order_id else "—",
+            "actor": lambda r: conditional_escape(r.actor.username) if r.actor_id else "—",
+            "comment": lambda r: self.render_comment(r.comment) if r.comment else "",
+        }
+        columns = [(mark_safe(column.attrs["td"].as_html()), render[column.name]) for column in self.columns]
+        return [[(td, cell(record)) for td, cell in columns] for record in self.data]
