@@ -63,6 +63,9 @@ class EmailSettingsForm(forms.Form):
         unique: dict[str, str] = {}
         for address in addresses:
             unique.setdefault(address.lower(), address)
+        # Stored joined by ", ", which can be longer than what was typed ("a,b" -> "a, b").
+        if len(", ".join(unique.values())) > EmailSettings._meta.get_field("staff_recipients").max_length:
+            raise ValidationError("These addresses are too long together; keep them under 1,000 characters.")
         return list(unique.values())
 
     def clean(self):
@@ -126,4 +129,6 @@ class TemplateForm(forms.Form):
             self.add_error("subject", "With the sample data this subject is empty; write some text in it.")
         if not self.rendered["text"].strip():
             self.add_error("body_text", "With the sample data this body is empty; write some text in it.")
+        if not self.rendered["html"].strip():
+            self.add_error("body_html", "With the sample data this body is empty; write some text in it.")
         return data

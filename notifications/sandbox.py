@@ -26,6 +26,9 @@ from django.template.base import FilterExpression, Lexer, TokenType, VariableNod
 from django.template.engine import Engine
 
 MAX_TEMPLATE_LENGTH = 20_000
+# How deep {% if %} (and {% spaceless %}) blocks may nest: far more than any email needs,
+# far less than would exhaust Python's recursion limit when parsing or rendering.
+MAX_NESTING = 20
 
 # Tags a template may use, with the words that close or continue them.
 ALLOWED_TAGS = {
@@ -95,8 +98,15 @@ def _available(placeholders) -> str:
     return ", ".join("{{ " + p + " }}" for p in placeholders)
 
 
+_OPENING_WORDS = {"if", "spaceless"}
+_CLOSING_WORDS = {"endif", "endspaceless"}
+
+
 def _scan_tokens(source: str) -> None:
-    """Refuse tags outside the allowed set before Django parses anything, with the line."""
+    """Refuse tags outside the allowed set, and blocks nested too deep, before Django
+    parses anything, with the line."""
+    depth = 0
+    in_comment = False
     for token in Lexer(source).tokenize():
         if token.token_type != TokenType.BLOCK:
             continue
@@ -106,6 +116,18 @@ def _scan_tokens(source: str) -> None:
             raise TemplateProblem(
                 f"Line {token.lineno}: the tag {shown} is not allowed in email templates. "
                 f"You can use {_tag_list()}.")
+        if word in ("comment", "endcomment"):
+            in_comment = word == "comment"
+        elif in_comment:
+            continue
+        elif word in _OPENING_WORDS:
+            depth += 1
+            if depth > MAX_NESTING:
+                raise TemplateProblem(
+                    f"Line {token.lineno}: blocks are nested more than {MAX_NESTING} deep. "
+                    "Simplify the template (use {% elif %} instead of an {% if %} inside an {% else %}).")
+        elif word in _CLOSING_WORDS:
+            depth = max(depth - 1, 0)
 
 
 def _variables_of(expression: FilterExpression):
@@ -142,14 +164,20 @@ def _expressions_of(node):
 
 
 def _walk(nodelist):
+    """Every node once. An `{% if %}`'s `nodelist` is a property joining the bodies of its
+    `conditions_nodelists`: walk those only, or each level of nesting doubles the work
+    (50 nested ifs would never finish)."""
     for node in nodelist:
         yield node
+        conditions = getattr(node, "conditions_nodelists", None)
+        if conditions:
+            for _condition, child in conditions:
+                yield from _walk(child)
+            continue
         for attr in getattr(node, "child_nodelists", ()):
             child = getattr(node, attr, None)
             if child:
                 yield from _walk(child)
-        for _condition, child in getattr(node, "conditions_nodelists", []) or []:
-            yield from _walk(child)
 
 
 def _check_variables(template, placeholders) -> None:

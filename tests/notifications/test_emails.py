@@ -300,3 +300,22 @@ def test_a_stored_template_that_no_longer_renders_falls_back_to_the_default():
     ledger_services.grant(customer=customer, amount=500, reason="Welcome")
     # then: the grant stands and the email goes out with the default subject
     assert mail.outbox[0].subject == "You received $5.00 in store credits at Demo Store"
+
+
+def test_with_the_demo_mail_settings_each_email_lands_in_the_mail_folder_as_it_happens(settings, tmp_path):
+    # given: the demo's set-up (`make run`): tasks run eagerly, mail goes to files
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path / "mail")
+    customer = CustomerFactory(name="Ada Lovelace", email="ada@example.com")
+    # when: a grant, then a redemption
+    ledger_services.grant(customer=customer, amount=1250, reason="Welcome bonus")
+    files_after_grant = list((tmp_path / "mail").glob("*.log"))
+    ledger_services.debit(customer=customer, amount=500, kind="redeem", reason="Checkout", source="api")
+    # then: each email is a file as soon as its change commits, with both parts
+    assert len(files_after_grant) == 1
+    content = "".join(f.read_text() for f in (tmp_path / "mail").glob("*.log"))
+    assert content.count("To: ada@example.com") == 2
+    assert "Subject: You received $12.50 in store credits at Demo Store" in content
+    assert "Subject: You used $5.00 in store credits at Demo Store" in content
+    assert content.count("Content-Type: text/plain") == content.count("Content-Type: text/html") == 2
+    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {OutboxMessage.Status.SENT}

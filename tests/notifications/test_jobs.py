@@ -2,11 +2,16 @@
 and the expiry sweep safe to kill halfway."""
 
 import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from celery.schedules import crontab
 from django.conf import settings as django_settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from credits_admin.celery import app as celery_app
@@ -22,6 +27,7 @@ from notifications.tasks import purge_edit_logs_task
 from tests.factories import CustomerFactory
 
 from .test_outbox import run_in_threads
+from .test_real_worker import _test_database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -206,3 +212,76 @@ def test_expiry_sweep_writes_no_email():
     ledger_services.expire_due()
     # then
     assert OutboxMessage.objects.count() == before
+
+
+# A sweep in another process that stops inside its second batch (after writing the batch's
+# entries, before commit) and waits there to be killed.
+_SWEEP_THAT_WAITS_IN_BATCH_2 = """
+import sys, time, datetime as dt
+import django
+django.setup()
+from ledger import services
+from ledger.models import EntryKind
+from ledger.signals import entries_posted
+
+marker, now = sys.argv[1], dt.datetime.fromisoformat(sys.argv[2])
+batches = []
+
+def wait_in_second_batch(sender, entries, **kwargs):
+    if entries and all(e.kind == EntryKind.EXPIRE for e in entries):
+        batches.append(len(entries))
+        if len(batches) == 2:
+            open(marker, "w").write("in batch 2")
+            time.sleep(120)
+
+entries_posted.connect(wait_in_second_batch, weak=False)
+services.expire_due(now=now, batch_size=3)
+"""
+
+
+def _other_backends() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND pid <> pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+def test_sweep_process_killed_in_its_second_batch_and_run_again_expires_every_lot_exactly_once(tmp_path):
+    # given: 10 due lots; a sweep in its own process, batches of 3
+    expires_at = timezone.now() + dt.timedelta(days=1)
+    lots = _lots_expiring(10, at=expires_at)
+    sweep_time = expires_at + dt.timedelta(hours=1)
+    marker = tmp_path / "in-batch-2"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "credits_admin.settings", "DATABASE_URL": _test_database_url(),
+           "SECRET_KEY": "sweep-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz", "DEBUG": "0",
+           "CELERY_TASK_ALWAYS_EAGER": "1", "EMAIL_URL": "dummymail://"}
+    process = subprocess.Popen([sys.executable, "-c", _SWEEP_THAT_WAITS_IN_BATCH_2, str(marker), sweep_time.isoformat()],
+                               cwd=django_settings.BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker.exists(), process.communicate(timeout=5)[0].decode(errors="replace")[-3000:]
+        # when: the worker is killed (no cleanup, no rollback from the client side)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    deadline = time.monotonic() + 20  # PostgreSQL notices the dead client and rolls its batch back
+    while _other_backends() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # then: the first batch is committed, the second left nothing behind
+    assert process.returncode == -signal.SIGKILL
+    assert sum(_expire_entries_per_lot().values()) == 3
+    assert CreditLot.objects.filter(remaining=0).count() == 3
+    assert verify_ledger() == []
+    # when: the next hourly run
+    posted = ledger_services.expire_due(now=sweep_time, batch_size=3)
+    # then: every lot expired exactly once, the ledger whole
+    assert posted == 7
+    assert _expire_entries_per_lot() == {lot.pk: 1 for lot in lots}
+    assert not CreditLot.objects.filter(remaining__gt=0).exists()
+    assert verify_ledger() == []

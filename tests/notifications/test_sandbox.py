@@ -171,3 +171,37 @@ def test_every_default_template_renders_with_its_sample_values(kind):
     assert subject and "{" not in subject
     assert t.sample.get("amount", t.sample["store_name"]) in text + subject
     assert html.lstrip().startswith("<div") and "</p>" in html
+
+
+def test_nested_blocks_are_checked_in_time_linear_in_their_size():
+    # given: blocks nested as deep as allowed
+    depth = sandbox.MAX_NESTING
+    source = "{% if amount %}" * depth + "{{ customer_name }}" + "{% endif %}" * depth
+    # when
+    template = sandbox.compile_template(source, placeholders=PLACEHOLDERS, html=True)
+    visited = list(sandbox._walk(template.nodelist))
+    # then: each node once (an if's body used to be walked twice per level: 2**depth)
+    assert len(visited) == depth + 1
+    assert render(source) == "&lt;b&gt;Ada&lt;/b&gt; &amp; co"
+
+
+@pytest.mark.parametrize("opening, closing", [("{% if amount %}", "{% endif %}"),
+                                              ("{% if amount %}x{% else %}", "{% endif %}"),
+                                              ("{% spaceless %}", "{% endspaceless %}")])
+def test_blocks_nested_too_deep_are_refused_with_a_clear_message(opening, closing):
+    # given
+    depth = sandbox.MAX_NESTING + 1
+    source = "Hi\n" + opening * depth + "x" + closing * depth
+    # when
+    message = problem(source)
+    # then
+    assert message.startswith(f"Line 2: blocks are nested more than {sandbox.MAX_NESTING} deep.")
+
+
+def test_nesting_inside_a_comment_or_side_by_side_is_not_counted():
+    # given
+    many = "{% if amount %}x{% endif %}" * (sandbox.MAX_NESTING + 5)
+    commented = "{% comment %}" + "{% if amount %}" * 30 + "{% endcomment %}"
+    # when / then
+    assert render(many, html=False) == "x" * (sandbox.MAX_NESTING + 5)
+    assert render(commented + "ok", html=False) == "ok"

@@ -136,6 +136,8 @@ def test_saving_settings_switches_emails_and_stores_days_and_addresses(client, s
      "Not a valid email address: “not-an-address”. Separate addresses with commas."),
     ({"staff_recipients": ""}, "staff_recipients",
      "Add at least one address for payout failure alerts, or switch that email off."),
+    ({"staff_recipients": ",".join(f"{'x' * 38}{n:02d}@store.example" for n in range(18))}, "staff_recipients",
+     "These addresses are too long together; keep them under 1,000 characters."),
     ({"expiry_reminder_days": "0"}, "expiry_reminder_days", "Remind at least 1 day ahead."),
     ({"expiry_reminder_days": "61"}, "expiry_reminder_days", "Remind at most 60 days ahead."),
     ({"expiry_reminder_days": "three"}, "expiry_reminder_days", "Enter a whole number of days, such as 3."),
@@ -222,9 +224,12 @@ INVALID_TEMPLATES = [
     ("body_html", "<p>{% if amount %}never closed</p>", "Unclosed tag on line 1: 'if'."),
     ("body_html", "{{ amount|safe }}", "Line 1: the filter |safe is not allowed in email templates."),
     ("body_text", "{{ customer_name.__class__ }}", "may not begin with underscores"),
+    ("body_html", "{% if amount %}" * 60 + "x" + "{% endif %}" * 60, "Line 1: blocks are nested more than 20 deep."),
     ("subject", "", "This field is required."),
     ("subject", "{% if not amount %}{{ reason }}{% endif %}",
      "With the sample data this subject is empty; write some text in it."),
+    ("body_html", "{% if not amount %}<p>{{ amount }}</p>{% endif %}",
+     "With the sample data this body is empty; write some text in it."),
 ]
 
 
