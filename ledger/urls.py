@@ -6,6 +6,7 @@ app_name = "ledger"
 
 urlpatterns = [
     path("history/", views.history, name="history"),
+    path("history/summary/", views.history_summary, name="history_summary"),
     path("adjust/", views.credit_adjust, name="credit_adjust"),
     path("customers/<int:customer_id>/adjust/", views.credit_adjust, name="customer_credit_adjust"),
     path("export/", export_views.export_csv, name="export_csv"),

@@ -28,12 +28,20 @@ SEARCH_PARAMS = ("period", "date_from", "date_to", "customer", "direction", "kin
                  "amount_min", "amount_max", "order", "staff")
 
 
-def _history_data(request) -> dict:
-    """Everything the results partial shows, for GET params of the history search."""
+def _search(request):
+    """The history search of GET params: (filterset, params)."""
     params = request.GET.copy()
     if not any(k in params for k in SEARCH_PARAMS):
         params["period"] = "30d"  # a sensible default: the last 30 days, not all of history
-    filterset = HistoryFilter(params)
+    return HistoryFilter(params), params
+
+
+def _history_data(request) -> dict:
+    """Everything the results partial shows, for GET params of the history search. The
+    summary is not computed here: the results carry a placeholder that fetches it
+    (history_summary) as soon as it is on the page, so the table never waits for totals
+    over a long period."""
+    filterset, params = _search(request)
     sort = params.get("sort") or "-created_at"
     notices = []
     if sort not in SORTS:
@@ -41,8 +49,8 @@ def _history_data(request) -> dict:
         sort = "-created_at"
         params["sort"] = sort
     field, descending = SORTS[sort]
-    context = {"filter": filterset, "sort": sort, "summary": None, "page": None, "table": None,
-               "opening": None, "closing": None, "notices": notices, "filter_errors": []}
+    context = {"filter": filterset, "sort": sort, "page": None, "table": None, "notices": notices,
+               "filter_errors": [], "summary_query": None}
     query = params.copy()
     for key in ("after", "before"):
         query.pop(key, None)
@@ -62,7 +70,19 @@ def _history_data(request) -> dict:
         page = keyset_page(qs, field=field, descending=descending, per_page=PER_PAGE)
     context["page"] = page
     context["table"] = HistoryTable(page.rows, order_by=sort)
-    context["summary"] = selectors.history_summary(qs)
+    context["summary_query"] = context["sort_query"]
+    return context
+
+
+def _summary_data(request) -> dict:
+    """The summary of the history search of GET params: totals for exactly the rows it
+    selects, and for a period search (perhaps with a customer) the opening and closing
+    balances. None for a search that is not valid."""
+    filterset, _params = _search(request)
+    context = {"summary": None, "opening": None, "closing": None}
+    if not filterset.is_valid():
+        return context
+    context["summary"] = selectors.history_summary(filterset.qs)
     if filterset.is_period_search:
         start, end = filterset.period_range
         ids = filterset.customer_ids
@@ -82,6 +102,13 @@ def history(request):
     context = _history_data(request)
     partial = request.htmx and request.htmx.target == "results"
     return render(request, "ledger/history.html" + ("#results" if partial else ""), context)
+
+
+@require_GET
+@permission_required("ledger.view_ledgerentry", raise_exception=True)
+def history_summary(request):
+    """The summary section alone, for the same GET params as the history page."""
+    return render(request, "ledger/history_summary.html", _summary_data(request))
 
 
 @require_http_methods(["GET", "POST"])

@@ -124,9 +124,13 @@ def test_history_htmx_request_for_another_target_gets_the_whole_page(client, ent
 
 
 def test_history_summary_shows_totals_and_period_balances(client, entry_row):
-    # when
-    body = login(client, "Ops").get(HISTORY, {"period": "today"}).content.decode()
+    # when: the page, then the summary its placeholder fetches
+    page = login(client, "Ops").get(HISTORY, {"period": "today"}).content.decode()
+    placeholder = re.search(r'<section[^>]*id="summary"[^>]*>', page).group(0)
+    url = re.search(r'hx-get="([^"]+)"', placeholder).group(1).replace("&amp;", "&")
+    body = client.get(url, headers={"HX-Request": "true"}).content.decode()
     # then
+    assert 'hx-trigger="load"' in placeholder and url.startswith(reverse("ledger:history_summary"))
     summary = body[body.index('id="summary"'):body.index("</section>", body.index('id="summary"'))]
     for testid, value in [("opening", "$0.00"), ("rewarded", "$50.00"), ("deducted", "$12.50"),
                           ("net", "+$37.50"), ("entries", "2"), ("closing", "$37.50")]:
