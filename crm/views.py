@@ -5,7 +5,6 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 from django_tables2 import RequestConfig
-from django_tables2.paginators import LazyPaginator
 
 from ledger import selectors as ledger_selectors
 
@@ -13,7 +12,7 @@ from . import selectors, services
 from .filters import CustomerFilter
 from .forms import MemoForm
 from .models import Customer
-from .tables import CustomerTable
+from .tables import CustomerPaginator, CustomerTable
 
 LATEST_ENTRIES = 10
 
@@ -24,7 +23,7 @@ def customer_list(request):
     filterset = CustomerFilter(request.GET)  # no search yet: every customer, by member ID
     qs = filterset.qs if filterset.is_valid() else Customer.objects.none()
     table = CustomerTable(qs)
-    RequestConfig(request, paginate={"per_page": 25, "paginator_class": LazyPaginator}).configure(table)
+    RequestConfig(request, paginate={"per_page": 25, "paginator_class": CustomerPaginator}).configure(table)
     template = "crm/customer_list.html" + ("#results" if request.htmx and request.htmx.target == "results" else "")
     return render(request, template, {"filter": filterset, "table": table})
 

@@ -82,6 +82,7 @@ class CreditAdjustForm(forms.Form):
         kwargs.setdefault("auto_id", "adjust_%s")  # unique beside the page's search form
         super().__init__(*args, **kwargs)
         self.fixed_customer = customer
+        self.fields["expiry"].help_text = self.policy_label()
         if customer is not None:
             del self.fields["customer"]
         else:
@@ -106,6 +107,8 @@ class CreditAdjustForm(forms.Form):
         if amount is not None and amount > 0:
             expiry = data.get("expiry")
             today = timezone.localdate()
+            if expiry == "policy" and self.policy_has_passed():
+                self.add_error("expiry", "The store policy's expiry date has passed; choose another expiry.")
             if expiry == "days" and not data.get("expiry_days") and "expiry_days" not in self.errors:
                 self.add_error("expiry_days", "Enter for how many days the credits are valid.")
             if expiry == "date":
@@ -119,6 +122,28 @@ class CreditAdjustForm(forms.Form):
                 elif until > today + dt.timedelta(days=3650 * 3):
                     self.add_error("expiry_date", "Pick a date within 30 years.")
         return data
+
+    # -- the store's expiry policy for staff credits ------------------------------
+    def policy_expiry(self):
+        """What the store policy gives a credit posted now (None: never); asked once."""
+        from . import services
+
+        if not hasattr(self, "_policy_expiry"):
+            self._policy_expiry = services.policy_expiry(source="staff", now=clock.now())
+        return self._policy_expiry
+
+    def policy_has_passed(self) -> bool:
+        """A fixed policy date already behind us: such credits would be born expired."""
+        expires = self.policy_expiry()
+        return expires is not None and expires <= clock.now()
+
+    def policy_label(self) -> str:
+        expires = self.policy_expiry()
+        if expires is None:
+            return "Store policy: never expires."
+        if self.policy_has_passed():
+            return "Store policy: its date has passed."
+        return f"Store policy: until {timezone.localtime(expires):%Y-%m-%d}."
 
     # -- what the form means ----------------------------------------------------
     @property

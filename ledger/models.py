@@ -111,6 +111,10 @@ class LedgerEntry(AppendOnlyModel):
             models.Index(F("created_at").desc(), F("id").desc(), name="ledger_entry_recent_idx"),
             models.Index("account", F("created_at").desc(), F("id").desc(), name="ledger_entry_account_idx"),
             models.Index("kind", F("created_at").desc(), F("id").desc(), name="ledger_entry_kind_idx"),
+            # the history sorted by amount (keyset pages on (amount, id), either way), alone and
+            # with a kind: without the second, "kind X by amount" walks every amount for X's rows
+            models.Index(F("amount").desc(), F("id").desc(), name="ledger_entry_amount_idx"),
+            models.Index("kind", F("amount").desc(), F("id").desc(), name="ledger_entry_kind_amount_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=~Q(amount=0), name="ledger_entry_amount_not_0"),

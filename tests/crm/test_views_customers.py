@@ -219,6 +219,33 @@ def test_customers_page_pages_by_25_without_counting(client):
     assert not set(listed(first)) & set(listed(second))
 
 
+@pytest.mark.parametrize("params", [
+    {"page": "abc"}, {"page": "0"}, {"page": "-1"}, {"page": "99999"}, {"page": "1e3"},
+    {"page": "9223372036854775808"}, {"page": "9" * 25}, {"page": "1" * 400},
+    {"per_page": "0"}, {"per_page": "-5"}, {"per_page": "abc"},
+    {"sort": "evil"}, {"sort": "-credit_account__customer__card_number"},
+])
+@pytest.mark.parametrize("headers", [{}, {"HX-Request": "true", "HX-Target": "results"}], ids=["page", "partial"])
+def test_customers_page_with_odd_paging_or_sorting_never_fails(client, crowd, params, headers):
+    # given
+    login(client, "Ops")
+    # when
+    response = client.get(CUSTOMERS, params, headers=headers)
+    # then: an out-of-range page never reaches the database as an OFFSET
+    assert response.status_code == 200
+    assert listed(response)
+
+
+def test_customers_page_per_page_from_the_url_is_capped(client):
+    # given
+    login(client, "Ops")
+    CustomerFactory.create_batch(101)
+    # when
+    response = client.get(CUSTOMERS, {"per_page": "10000000"})
+    # then
+    assert len(listed(response)) == 100
+
+
 # --------------------------------------------------------------------------- the pop-up
 
 @pytest.fixture

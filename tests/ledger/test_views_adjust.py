@@ -474,3 +474,69 @@ def test_credit_adjust_as_a_full_page_cancels_with_a_link_back(client, agent, fu
     href = reverse("crm:customer_detail", args=[funded.pk]) if back_to == "customer" else reverse("ledger:history")
     assert f'<a class="button" href="{href}">Cancel</a>' in body
     assert "data-close-modal>Cancel" not in body
+
+
+# --------------------------------------------------------------------------- the store policy's default
+
+def passed_date_policy(*, source, now, **context):
+    """A store policy whose fixed date is already behind us (settings.LEDGER_EXPIRY_POLICY)."""
+    return dt.datetime(2029, 12, 31, 15, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("policy", "label"), [
+    pytest.param("", "Store policy: never expires.", id="permanent"),
+    pytest.param("tests.ledger.test_views_adjust.ninety_day_policy", "Store policy: until 2030-04-15.",
+                 id="n-days"),
+    pytest.param("tests.ledger.test_views_adjust.passed_date_policy", "Store policy: its date has passed.",
+                 id="date-passed"),
+])
+def test_credit_adjust_form_says_what_the_store_policy_gives(client, agent, funded, settings, policy, label):
+    # given
+    settings.LEDGER_EXPIRY_POLICY = policy
+    # when
+    body = client.get(url_for(funded), headers=HTMX).content.decode()
+    # then: the default choice, and next to it the expiry a credit posted now would get
+    assert '<option value="policy" selected>Store policy</option>' in body
+    field = body[body.index('id="field-expiry"'):]
+    assert label in field[: field.index("</div>")]
+
+
+@pytest.mark.parametrize("step", ["preview", "confirm"])
+def test_credit_adjust_with_a_store_policy_date_already_passed_is_refused_next_to_the_expiry(
+        client, agent, funded, settings, step):
+    # given
+    settings.LEDGER_EXPIRY_POLICY = "tests.ledger.test_views_adjust.passed_date_policy"
+    before = written()
+    # when
+    response = client.post(url_for(funded), form_data(expiry="policy", step=step), headers=HTMX)
+    # then: a clear message next to the expiry choice, not a 500; nothing written
+    assert response.status_code == 200
+    assert field_errors(response.content.decode(), "expiry") == [
+        "The store policy&#x27;s expiry date has passed; choose another expiry."]
+    assert written() == before
+
+
+def test_credit_adjust_debit_ignores_a_passed_store_policy(client, agent, funded, settings):
+    # given: the expiry applies to credits only
+    settings.LEDGER_EXPIRY_POLICY = "tests.ledger.test_views_adjust.passed_date_policy"
+    # when
+    response = client.post(url_for(funded), form_data(amount="-5.00", expiry="policy", step="confirm"),
+                           headers=HTMX)
+    # then
+    assert response.status_code == 204
+    assert selectors.available_balance(customer=funded) == 4500
+
+
+def test_credit_adjust_confirm_after_the_chosen_date_passed_is_refused_next_to_the_date(client, agent, funded):
+    # given: previewed with "until tomorrow", confirmed two days later
+    data = form_data(expiry="date", expiry_date="2030-01-16")
+    preview = client.post(url_for(funded), data, headers=HTMX).content.decode()
+    confirm = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', preview))
+    before = written()
+    # when
+    with time_machine.travel(NOW + dt.timedelta(days=2), tick=False):
+        response = client.post(url_for(funded), confirm, headers=HTMX)
+    # then: the confirm is validated again, so the date is refused, not posted as already expired
+    assert response.status_code == 200
+    assert field_errors(response.content.decode(), "expiry_date") == ["Pick a date after today."]
+    assert written() == before
