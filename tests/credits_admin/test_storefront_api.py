@@ -704,3 +704,23 @@ def test_storefront_endpoints_with_generated_input_never_answer_5xx(case, fuzz_h
     # then
     case.validate_response(response, checks=[not_a_server_error])
     assert response.status_code < 500
+
+
+# --------------------------------------------------------------------------- NUL characters
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("post", "/cash-refund-requests", {"request_id": "r\x001", "member_id": "M\x00", "amount": 100,
+                                       "payout": {"account_holder": "A", "bank_name": "B", "account_number": "1"}}),
+    ("post", "/events", {"id": "e-1", "type": "customer.registered", "occurred_at": "2030-01-01T00:00:00Z",
+                         "data": {"customer_id": "M1", "name": "Ann\x00", "email": "a@example.com"}}),
+    ("get", "/cash-refund-requests?member_id=M%00", None),
+])
+def test_nul_characters_anywhere_answer_422_and_write_nothing(api, method, path, body):
+    # given
+    customers = Customer.objects.count()
+    # when
+    response = api.post(path, body) if method == "post" else api.get(path)
+    # then
+    assert response.status_code == 422, response.content
+    assert "NUL" in json.dumps(response.json())
+    assert Customer.objects.count() == customers and _entries() == 0
