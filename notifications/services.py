@@ -37,7 +37,7 @@ from django.utils.formats import date_format
 
 from credits_admin import money
 from credits_admin.audit import record_change
-from credits_admin.models import StoreSettings
+from credits_admin.store import store_facts
 from crm.models import Customer, CustomerEditLog, Order
 from ledger import clock
 from ledger import selectors as ledger_selectors
@@ -58,8 +58,8 @@ Status = OutboxMessage.Status
 # --------------------------------------------------------------------------- values
 
 def store_name() -> str:
-    name = StoreSettings.objects.filter(pk=1).values_list("store_name", flat=True).first()
-    return name or settings.STORE_NAME
+    """The store's name as every page shows it (read at most every 30 s per process)."""
+    return store_facts().name
 
 
 def format_date(value) -> str:
@@ -137,20 +137,36 @@ def _enqueue_after_commit(message_id: int) -> None:
 
 def _create_message(*, kind: str, to: str, parts: dict, cause_key: str, customer=None,
                     resend_of=None) -> OutboxMessage | None:
-    """Insert the row (in a savepoint); None when its cause already has one."""
+    """Insert the row; None when its cause already has one. One statement (INSERT ... ON
+    CONFLICT (cause_key) DO NOTHING RETURNING id), no savepoint: this runs inside every
+    posting that emails."""
     now = timezone.now()
-    try:
-        with transaction.atomic():
-            message = OutboxMessage.objects.create(
-                kind=kind, to=to, subject=parts["subject"], text=parts["text"], html=parts["html"],
-                cause_key=cause_key[:200], customer=customer, resend_of=resend_of, created_at=now,
-                dispatched_at=now)
-    except IntegrityError:
-        if OutboxMessage.objects.filter(cause_key=cause_key[:200]).exists():
-            return None
-        raise
+    message = OutboxMessage(kind=kind, to=to, subject=parts["subject"], text=parts["text"], html=parts["html"],
+                            cause_key=cause_key[:200], customer=customer, resend_of=resend_of, created_at=now,
+                            dispatched_at=now)
+    message.pk = _insert_unless_caused(message)
+    if message.pk is None:
+        return None
+    message._state.adding = False
+    message._state.db = "default"
     _enqueue_after_commit(message.pk)
     return message
+
+
+def _insert_unless_caused(message: OutboxMessage) -> int | None:
+    """The new row's id, or None when a row with its cause_key exists (PostgreSQL and
+    SQLite 3.35+ both have ON CONFLICT ... DO NOTHING RETURNING)."""
+    quote = connection.ops.quote_name
+    fields = [f for f in OutboxMessage._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(quote(f.column) for f in fields)
+    values = [f.get_db_prep_save(f.pre_save(message, add=True), connection) for f in fields]
+    sql = (f"INSERT INTO {quote(OutboxMessage._meta.db_table)} ({columns}) "
+           f"VALUES ({', '.join(['%s'] * len(fields))}) "
+           f"ON CONFLICT ({quote('cause_key')}) DO NOTHING RETURNING {quote('id')}")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def queue_email(*, kind: str, cause_key: str, values: dict, customer: Customer | None = None,
@@ -187,10 +203,16 @@ def queue_ledger_emails(*, entries: list[LedgerEntry]) -> int:
         return 0
     store = store_name()
     customers = Customer.objects.in_bulk({e.account_id for e in wanted})
-    orders = dict(Order.objects.filter(pk__in={e.order_id for e in wanted if e.order_id})
-                  .values_list("pk", "external_id"))
-    expiries = dict(CreditLot.objects.filter(entry_id__in=[e.pk for e in wanted if e.kind == EntryKind.GRANT])
-                    .values_list("entry_id", "expires_at"))
+    # A posting's entries carry their order and (a grant) its lot already: ask only for the rest.
+    orders = {e.order_id: e.order.external_id for e in wanted if e.order_id and _cached(LedgerEntry.order, e)}
+    missing = {e.order_id for e in wanted if e.order_id} - set(orders)
+    if missing:
+        orders.update(Order.objects.filter(pk__in=missing).values_list("pk", "external_id"))
+    grants = [e for e in wanted if e.kind == EntryKind.GRANT]
+    expiries = {e.pk: e.lot.expires_at for e in grants if _cached(LedgerEntry.lot, e)}
+    missing = [e.pk for e in grants if e.pk not in expiries]
+    if missing:
+        expiries.update(CreditLot.objects.filter(entry_id__in=missing).values_list("entry_id", "expires_at"))
     queued = 0
     for entry in wanted:
         customer = customers.get(entry.account_id)
@@ -207,6 +229,12 @@ def queue_ledger_emails(*, entries: list[LedgerEntry]) -> int:
                        template=templates[kind]):
             queued += 1
     return queued
+
+
+def _cached(descriptor, instance) -> bool:
+    """Whether a relation (LedgerEntry.order, LedgerEntry.lot) is loaded on the instance."""
+    relation = getattr(descriptor, "field", None) or descriptor.related
+    return relation.is_cached(instance)
 
 
 # --------------------------------------------------------------------------- refund events
@@ -550,9 +578,9 @@ def request_account_deletion(*, customer: Customer, event_id: str) -> dict:
 
 
 def confirm_account_deletion(*, customer: Customer, event_id: str) -> dict:
-    """The deletion is confirmed: cancel an open cash-refund request, forfeit what is left (a
-    `forfeit` entry; the ledger keeps every entry) and anonymise the customer's personal data.
-    Emails already written for the customer are cancelled (if unsent) and stripped of their
+    """The deletion is confirmed: cancel an open cash-refund request and remove the payout
+    details from all of them, forfeit what is left (a `forfeit` entry; the ledger keeps
+    every entry) and anonymise the customer's personal data. Emails already written for the customer are cancelled (if unsent) and stripped of their
     content and address."""
     from crm import services as crm_services
     from ledger import services as ledger_services
@@ -565,6 +593,8 @@ def confirm_account_deletion(*, customer: Customer, event_id: str) -> dict:
     while (open_request := refund_selectors.open_request_for(customer=customer)) is not None:
         refund_services.cancel(request=open_request, reason="The customer's account was deleted.")
         cancelled.append(open_request.pk)
+    # No request keeps the bank details (holder, bank, account number) or the memo.
+    refund_requests_anonymised = refund_services.anonymise_customer_requests(customer=customer)
     # Hold the account's lock while reading the balance, so the forfeit takes exactly it.
     CreditAccount.objects.select_for_update().filter(pk=customer.pk).first()
     balance = ledger_selectors.available_balance(customer=customer)
@@ -577,7 +607,8 @@ def confirm_account_deletion(*, customer: Customer, event_id: str) -> dict:
     crm_services.anonymise_customer(customer=customer, actor=None)
     redacted = redact_customer_emails(customer=customer)
     return {"customer": customer.member_id, "status": Customer.Status.DELETED, "forfeited": forfeited,
-            "refund_requests_cancelled": cancelled, "emails_redacted": redacted}
+            "refund_requests_cancelled": cancelled, "refund_requests_anonymised": refund_requests_anonymised,
+            "emails_redacted": redacted}
 
 
 def redact_customer_emails(*, customer: Customer) -> int:

@@ -72,7 +72,7 @@ def update_program_settings(*, actor, credits_enabled: bool, store_name: str, cu
     record_change(actor=actor, action="rules.program_settings_changed", target=store,
                   summary="; ".join(parts).capitalize(),
                   before={k: v[0] for k, v in changed.items()}, after={k: v[1] for k, v in changed.items()})
-    if "currency" in changed:
+    if "currency" in changed or "store_name" in changed:  # this process shows the change at once
         forget_store_currency()
         transaction.on_commit(forget_store_currency)
     return changed
