@@ -377,6 +377,33 @@ def send_customer_email(*, request: RefundRequest, subject: str, message: str, a
         lambda: send_mail(subject, message, settings.DEFAULT_FROM_EMAIL, to, fail_silently=False), robust=True)
 
 
+@transaction.atomic
+def anonymise_customer_requests(*, customer: Customer) -> int:
+    """Remove the payout details from every cash-refund request of a customer whose account
+    deletion is confirmed: the account holder, bank name and memo blanked, the account
+    number replaced by an encryption of "" (so the column still decrypts) and its last four
+    digits cleared. The rows, their statuses and amounts, their payouts and the ledger stay
+    as they are. The caller cancels an open request first (`cancel`); this one never
+    changes a status. Safe to call twice. Returns how many requests were scrubbed."""
+    # Row-locked in id order; the ones already scrubbed (a repeated deletion event) are skipped.
+    ids = list(RefundRequest.objects.select_for_update().filter(customer_id=customer.pk)
+               .exclude(account_holder="", bank_name="", account_last4="", memo="")
+               .order_by("pk").values_list("pk", flat=True))
+    if not ids:
+        return 0
+    scrubbed = RefundRequest.objects.filter(pk__in=ids).update(
+        account_holder="", bank_name="", account_number_encrypted=crypto.encrypt(""), account_last4="", memo="",
+        updated_at=timezone.now())
+    if scrubbed:
+        # The audit event counts the requests; it holds none of the details it removed.
+        record_change(actor=None, action="refunds.requests_anonymised", target=customer,
+                      summary=f"Payout details removed from {scrubbed} cash refund request(s) of "
+                              f"{customer.member_id} (account deleted)",
+                      after={"requests": ids, "cleared": ["account_holder", "bank_name", "account_number",
+                                                          "account_last4", "memo"]})
+    return scrubbed
+
+
 # --------------------------------------------------------------------------- payouts
 
 def next_retry_at(now: dt.datetime) -> dt.datetime:

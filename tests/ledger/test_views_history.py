@@ -174,3 +174,89 @@ def test_history_query_count_does_not_grow_with_the_rows(client, params, headers
     assert (few_rows, many_rows) == (5, 50)
     assert few == many
     assert many <= 12
+
+
+# --------------------------------------------------------------------------- the summary view
+
+SUMMARY = reverse("ledger:history_summary")
+
+
+@pytest.mark.parametrize("role", ROLES_AND_ANONYMOUS, ids=lambda r: r or "anonymous")
+def test_history_summary_opens_for_every_role_and_sends_anonymous_to_login(client, role):
+    # when
+    response = login(client, role).get(SUMMARY, {"period": "7d"}, headers={"HX-Request": "true"})
+    # then
+    if role is None:
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("login") + "?next=/credits/history/summary/")
+    else:
+        assert response.status_code == 200
+        assert 'id="summary"' in response.content.decode()
+
+
+def test_history_summary_refuses_post(client):
+    # given
+    login(client, "Store admin")
+    # when
+    response = client.post(SUMMARY, {"period": "7d"})
+    # then
+    assert response.status_code == 405
+
+
+@pytest.mark.parametrize("params", [
+    {"period": "custom", "date_from": "2030-02-01", "date_to": "2030-01-01"},
+    {"period": "", "amount_min": "abc"},
+    {"period": "", "amount_min": "500", "amount_max": "100"},
+    {"period": "bogus"},
+    {"period": "custom"},
+    {"period": "custom", "date_from": "1999-12-31"},
+    {"period": "custom", "date_from": "not-a-date"},
+    {"period": "", "customer": "x" * 10_000},
+    {"period": "", "kind": "bogus"},
+    {"period": "", "staff": "abc"},
+], ids=["from-after-to", "amount-not-a-number", "min-above-max", "unknown-period", "custom-without-dates",
+        "date-before-2000", "date-not-a-date", "customer-10000-chars", "unknown-kind", "staff-not-an-id"])
+def test_history_summary_of_a_bad_search_answers_with_no_summary(client, entry_row, params):
+    # when
+    response = login(client, "Ops").get(SUMMARY, params, headers={"HX-Request": "true"})
+    # then: no error page, and no totals for a search the page refuses
+    assert response.status_code == 200
+    assert 'id="summary"' not in response.content.decode()
+
+
+def test_history_summary_ignores_an_unknown_sort_order(client, entry_row):
+    # given: the summary's totals do not depend on the order of the rows
+    login(client, "Ops")
+    expected = client.get(SUMMARY, {"period": ""}).content.decode()
+    # when
+    response = client.get(SUMMARY, {"period": "", "sort": "garbage; DROP TABLE"})
+    # then
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert body == expected and 'data-testid="entries">2<' in body
+
+
+def count_summary_queries(client, params) -> tuple[int, str]:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(SUMMARY, params, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    body = response.content.decode()
+    return len(captured), re.search(r'data-testid="entries">(\d+)<', body).group(1)
+
+
+@pytest.mark.parametrize("params", [{"period": ""}, {"period": "custom", "date_from": "2029-12-01", "customer": "M"},
+                                    {"period": "custom", "date_from": "2029-12-01"},
+                                    {"period": "", "kind": "grant", "amount_min": "1"}],
+                         ids=["all", "period-and-customer", "period", "kind-and-amount"])
+def test_history_summary_query_count_does_not_grow_with_the_entries(client, params):
+    # given
+    login(client, "Store admin")
+    post_entries(3)
+    client.get(SUMMARY, params)  # warm caches that only the first request fills
+    # when
+    few, few_entries = count_summary_queries(client, params)
+    post_entries(40, start=3)
+    many, many_entries = count_summary_queries(client, params)
+    # then
+    assert (few_entries, many_entries) == ("3", "43")
+    assert few == many

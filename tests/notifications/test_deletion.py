@@ -130,7 +130,7 @@ def test_confirmed_deletion_forfeits_the_credits_and_anonymises_the_customer(pos
     # then: the answer
     assert response.status_code == 200, response.content
     assert response.json()["result"] == {"customer": "M-ADA", "status": "deleted", "forfeited": 3500,
-                                         "refund_requests_cancelled": [],
+                                         "refund_requests_cancelled": [], "refund_requests_anonymised": 0,
                                          "emails_redacted": 3}  # 2 grants + the notice
     # then: the credits are forfeited by one entry, the ledger whole
     forfeit = LedgerEntry.objects.get(kind=EntryKind.FORFEIT)
@@ -220,3 +220,78 @@ def test_confirmed_deletion_cancels_an_open_cash_refund_request_first(post_event
     request.refresh_from_db()
     assert request.status == RefundRequest.Status.CANCELLED
     assert verify_ledger() == []
+
+
+def test_confirmed_deletion_removes_the_payout_details_from_every_cash_refund_request(post_event, ada):
+    # given: a refunded request (paid by hand), a rejected one and an open one, each with bank details
+    from refunds import crypto
+    from refunds import services as refund_services
+    from refunds.models import Payout, RefundRequest
+
+    details = {"account_holder": "Ada Lovelace", "bank_name": "First Bank", "channel": "storefront"}
+    refunded = refund_services.create_request(customer=ada, amount=500, account_number="11112222", memo="Rent",
+                                              **details)
+    refund_services.refund(request=refunded, actor=None)
+    rejected = refund_services.create_request(customer=ada, amount=700, account_number="33334444",
+                                              memo="Ada's savings", **details)
+    refund_services.reject(request=rejected, actor=None, reason="Too soon after the last one")
+    open_request = refund_services.create_request(customer=ada, amount=1000, account_number="55556666",
+                                                  memo="Call me on 010-1234-5678", **details)
+    refund_services.mark_pending(request=open_request, actor=None)
+    payouts = list(Payout.objects.values_list("pk", "request_id", "status", "amount"))
+    # when
+    response = post_event("customer.deletion_confirmed", {"customer_id": "M-ADA"})
+    # then: the open request is cancelled (so nothing is paid to the deleted account), the rest keep their status
+    assert response.status_code == 200, response.content
+    result = response.json()["result"]
+    assert result["refund_requests_cancelled"] == [open_request.pk]
+    assert result["refund_requests_anonymised"] == 3
+    assert result["forfeited"] == 3000  # 3500 less the 500 refunded in cash
+    statuses = dict(RefundRequest.objects.values_list("pk", "status"))
+    assert statuses == {refunded.pk: "refunded", rejected.pk: "rejected", open_request.pk: "cancelled"}
+    # then: no request keeps the holder, the bank, the account number (even encrypted) or the memo
+    for request in RefundRequest.objects.filter(customer=ada):
+        assert (request.account_holder, request.bank_name, request.account_last4, request.memo) == ("", "", "", "")
+        assert crypto.decrypt(request.account_number_encrypted) == ""
+    # then: rows, amounts, payouts and the ledger are untouched and the ledger still verifies
+    assert list(RefundRequest.objects.order_by("pk").values_list("pk", "amount")) == [
+        (refunded.pk, 500), (rejected.pk, 700), (open_request.pk, 1000)]
+    assert list(Payout.objects.values_list("pk", "request_id", "status", "amount")) == payouts
+    refunded.refresh_from_db()
+    assert refunded.refund_entry.kind == EntryKind.CASH_REFUND and refunded.refund_entry.amount == -500
+    assert verify_ledger() == []
+    # then: the audit event of the scrub names what it cleared, never the values
+    audit = AuditEvent.objects.get(action="refunds.requests_anonymised")
+    text = json.dumps([audit.summary, audit.before, audit.after])
+    assert not any(secret in text for secret in ("Ada", "First Bank", "1111", "3333", "5555", "6666", "Rent"))
+
+
+def test_anonymising_the_cash_refund_requests_twice_changes_nothing_the_second_time(ada):
+    # given
+    from refunds import services as refund_services
+    from refunds.models import RefundRequest
+
+    request = refund_services.create_request(customer=ada, amount=1000, account_holder="Ada Lovelace",
+                                             bank_name="First Bank", account_number="12345678", channel="storefront")
+    refund_services.cancel(request=request)
+    with transaction.atomic():
+        assert refund_services.anonymise_customer_requests(customer=ada) == 1
+    first = RefundRequest.objects.get(pk=request.pk)
+    audits = AuditEvent.objects.count()
+    # when
+    with transaction.atomic():
+        again = refund_services.anonymise_customer_requests(customer=ada)
+    # then
+    assert again == 0
+    second = RefundRequest.objects.get(pk=request.pk)
+    assert (second.account_number_encrypted, second.updated_at, second.version) == (
+        first.account_number_encrypted, first.updated_at, first.version)
+    assert AuditEvent.objects.count() == audits
+
+
+def test_a_customer_without_cash_refund_requests_has_nothing_to_anonymise(ada):
+    # given
+    from refunds import services as refund_services
+
+    # when / then
+    assert refund_services.anonymise_customer_requests(customer=ada) == 0
