@@ -113,13 +113,19 @@ def _replayed(idempotency_key: str | None, fingerprint: str) -> LedgerEntry | No
     return entry
 
 
+def _locked(customer_id: int) -> CreditAccount:
+    # The customer comes along (not locked: `of`): the listeners of entries_posted (emails)
+    # need its name and address, and the entries posted here carry the account.
+    return CreditAccount.objects.select_for_update(of=("self",)).select_related("customer").get(pk=customer_id)
+
+
 def _lock_account(customer_id: int) -> CreditAccount:
     """Row-lock the customer's account, creating it on first use."""
     try:
-        return CreditAccount.objects.select_for_update().get(pk=customer_id)
+        return _locked(customer_id)
     except CreditAccount.DoesNotExist:
         CreditAccount.objects.bulk_create([CreditAccount(customer_id=customer_id)], ignore_conflicts=True)
-        return CreditAccount.objects.select_for_update().get(pk=customer_id)
+        return _locked(customer_id)
 
 
 def _fefo(lots: Iterable[CreditLot]) -> list[CreditLot]:

@@ -202,7 +202,12 @@ def queue_ledger_emails(*, entries: list[LedgerEntry]) -> int:
     if not wanted:
         return 0
     store = store_name()
-    customers = Customer.objects.in_bulk({e.account_id for e in wanted})
+    # A posting's entries carry their account and its customer; the sweep's and others may not.
+    customers = {e.account_id: e.account.customer for e in wanted
+                 if _cached(LedgerEntry.account, e) and _cached(CreditAccount.customer, e.account)}
+    missing = {e.account_id for e in wanted} - set(customers)
+    if missing:
+        customers.update(Customer.objects.in_bulk(missing))
     # A posting's entries carry their order and (a grant) its lot already: ask only for the rest.
     orders = {e.order_id: e.order.external_id for e in wanted if e.order_id and _cached(LedgerEntry.order, e)}
     missing = {e.order_id for e in wanted if e.order_id} - set(orders)

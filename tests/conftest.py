@@ -74,3 +74,17 @@ def _fresh_store_currency():
     forget_store_currency()
     yield
     forget_store_currency()
+
+
+
+@pytest.fixture(autouse=True)
+def _celery_join_flag_reset():
+    """Eager tasks run in several threads at once (the PostgreSQL race tests commit from
+    threads, and each commit enqueues an email) race on Celery's process-wide
+    "join will block" flag: `Task.apply` sets it for the task's duration and restores the
+    value it saw, so interleaved threads can leave it set. A later test calling
+    `.apply().get()` would then be refused as if inside a worker. Reset it after each test."""
+    yield
+    from celery._state import _set_task_join_will_block
+
+    _set_task_join_will_block(False)
