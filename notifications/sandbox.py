@@ -19,6 +19,7 @@ raises anything else for bad input."""
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 
 from django.template import Context, Library, TemplateSyntaxError, defaultfilters, defaulttags
@@ -228,9 +229,17 @@ def compile_template(source: str, *, placeholders, html: bool):
     return template
 
 
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str, placeholders: tuple, html: bool):
+    # Parsing and checking a template costs far more than rendering it, and every posting
+    # that emails renders three: keep the compiled ones (Django templates render safely from
+    # many threads). A template that fails raises, and failures are not cached.
+    return compile_template(source, placeholders=placeholders, html=html)
+
+
 def render(source: str, values: dict, *, placeholders, html: bool) -> str:
     """Render `source` with `values` (plain strings/ints only), or raise TemplateProblem."""
-    template = compile_template(source, placeholders=placeholders, html=html)
+    template = _compiled(source or "", tuple(placeholders), html)
     plain = {}
     for key, value in values.items():
         if value is not None and not isinstance(value, (str, int)):
