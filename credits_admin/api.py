@@ -7,7 +7,6 @@ from django.db import DataError
 from django.urls import URLPattern, URLResolver
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, ValidationError
-from ninja.parser import Parser
 from ninja.security import APIKeyHeader, HttpBearer
 
 from . import apikeys
@@ -28,32 +27,6 @@ class HeaderKey(APIKeyHeader):
 NUL_MESSAGE = "Text may not contain NUL (\\x00) characters."
 
 
-def _refuse_nul(value, loc: tuple) -> None:
-    """A 422 for any string (key or value) with a NUL character: PostgreSQL text cannot
-    hold one, so it would otherwise fail deep inside a query."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise ValidationError([{"loc": list(loc), "msg": NUL_MESSAGE, "type": "value_error"}])
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _refuse_nul(key, loc)
-            _refuse_nul(item, (*loc, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _refuse_nul(item, (*loc, index))
-
-
-class StrictParser(Parser):
-    """Query strings refuse NUL characters with a 422 naming the parameter. (A JSON body's
-    NUL reaches the database and comes back as the DataError answered below: raising here
-    would turn into ninja's bare "Cannot parse request body".)"""
-
-    def parse_querydict(self, data, list_fields, request):
-        result = super().parse_querydict(data, list_fields, request)
-        _refuse_nul(result, ("query",))
-        return result
-
-
 api = NinjaAPI(
     title="Store Credits Admin — storefront API",
     version="1",
@@ -61,7 +34,6 @@ api = NinjaAPI(
     auth=[BearerKey(), HeaderKey()],
     urls_namespace="api",
     docs_url="/docs",
-    parser=StrictParser(),
 )
 
 
@@ -77,8 +49,8 @@ def invalid(request, exc):
 
 @api.exception_handler(DataError)
 def unstorable(request, exc):
-    """A value the database cannot hold (a NUL in a path, a number out of its range) that
-    got past validation: the caller's mistake, answered as one, never a 500."""
+    """A value the database cannot hold (a NUL character in any text, a number out of its
+    range) that got past validation: the caller's mistake, answered as one, never a 500."""
     first_line = str(exc).splitlines()[0][:200] if str(exc) else ""
     message = NUL_MESSAGE if "NUL" in first_line or "\\u0000" in first_line else first_line
     return api.create_response(request, {"detail": "Invalid request: a value cannot be stored.",

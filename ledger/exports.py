@@ -55,7 +55,7 @@ from django.utils import timezone
 from credits_admin import money
 from credits_admin.audit import record_change
 
-from .filters import PERIOD_CHOICES, HistoryFilter
+from .filters import PERIOD_CHOICES, HistoryFilter, with_default_period
 from .models import EntryKind, EntrySource, Export
 
 logger = logging.getLogger(__name__)
@@ -342,8 +342,7 @@ def _filter_keys() -> set[str]:
 
 def normalize_search(data) -> str:
     """The history search in `data` (a QueryDict or query string) as a query string of only
-    the filter's own keys; no filter key at all means the history page's default, the last
-    30 days (ledger.views._history_data does the same)."""
+    the filter's own keys, with the history page's default when it names none."""
     if isinstance(data, str):
         data = QueryDict(data)
     keys = _filter_keys()
@@ -351,9 +350,7 @@ def normalize_search(data) -> str:
     for key in data:
         if key in keys:
             clean.setlist(key, data.getlist(key)[:1])
-    if not any(key in clean for key in keys):
-        clean["period"] = "30d"
-    return clean.urlencode()
+    return with_default_period(clean).urlencode()
 
 
 def period_search(date_from: dt.date, date_to: dt.date) -> str:

@@ -223,3 +223,13 @@ class HistoryFilter(django_filters.FilterSet):
             label = self.form.fields[name].label if name in self.form.fields else ""
             lines.extend(f"{label}: {error}" if label else str(error) for error in errors)
         return lines
+
+
+def with_default_period(params):
+    """`params` (a mutable QueryDict) with the history's default search when it names no
+    filter at all: the last 30 days, not all of history. The page, its summary and the
+    CSV export all start from it."""
+    if not any(key in params for key in HistoryFilter.base_filters):
+        params["period"] = "30d"
+    return params
+

@@ -15,7 +15,7 @@ from credits_admin.paging import BadCursor, keyset_page
 from crm.models import Customer
 
 from . import selectors, services
-from .filters import HistoryFilter
+from .filters import HistoryFilter, with_default_period
 from .forms import CreditAdjustForm
 from .tables import HistoryTable
 
@@ -24,15 +24,9 @@ SORTS = {"-created_at": ("created_at", True), "created_at": ("created_at", False
 PER_PAGE = 50
 
 
-SEARCH_PARAMS = ("period", "date_from", "date_to", "customer", "direction", "kind", "reason", "source",
-                 "amount_min", "amount_max", "order", "staff")
-
-
 def _search(request):
     """The history search of GET params: (filterset, params)."""
-    params = request.GET.copy()
-    if not any(k in params for k in SEARCH_PARAMS):
-        params["period"] = "30d"  # a sensible default: the last 30 days, not all of history
+    params = with_default_period(request.GET.copy())
     return HistoryFilter(params), params
 
 

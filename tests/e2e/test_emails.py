@@ -6,20 +6,10 @@ from playwright.sync_api import expect
 
 from ledger import services as ledger_services
 from notifications.models import EmailTemplate, OutboxMessage
+from tests.e2e.support import log_in
 from tests.factories import CustomerFactory, StaffUserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-PASSWORD = "pass-word-123"  # StaffUserFactory's
-
-
-def _log_in(page, user):
-    page.goto("/login/")
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
-
 
 @pytest.fixture
 def shots(artifacts):
@@ -31,7 +21,7 @@ def shots(artifacts):
 def test_edit_template_with_live_preview_then_save_and_see_the_email_in_the_log(page, live_server, shots):
     # given
     admin = StaffUserFactory(username="e2e.emails", role="Store admin")
-    _log_in(page, admin)
+    log_in(page, admin)
 
     # when: the Emails page
     page.goto("/emails/")

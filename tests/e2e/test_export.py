@@ -14,12 +14,10 @@ from playwright.sync_api import expect
 
 from ledger import clock, exports, tasks
 from ledger import services as ledger_services
+from tests.e2e.support import log_in
 from tests.factories import CustomerFactory, OrderFactory, StaffUserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-PASSWORD = "pass-word-123"  # StaffUserFactory's
-
 
 @pytest.fixture
 def out(artifacts):
@@ -31,14 +29,6 @@ def out(artifacts):
 @pytest.fixture(autouse=True)
 def media(settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path / "media")
-
-
-def _log_in(page, user):
-    page.goto("/login/")
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
 
 def _seed():
@@ -68,7 +58,7 @@ def _read(download):
 def test_export_the_current_search_with_chosen_columns_downloads_the_csv(page, live_server, out):
     # given
     _seed()
-    _log_in(page, StaffUserFactory(username="e2e.ops", role="Ops"))
+    log_in(page, StaffUserFactory(username="e2e.ops", role="Ops"))
     page.goto("/credits/history/")
     # when: a search made on the page (htmx; the page is not reloaded), then the export pop-up
     page.get_by_label("Kind").select_option("grant")
@@ -110,7 +100,7 @@ def test_export_the_current_search_with_chosen_columns_downloads_the_csv(page, l
 def test_export_of_a_period_with_an_error_then_fixed(page, live_server, out):
     # given
     _seed()
-    _log_in(page, StaffUserFactory(role="Store admin"))
+    log_in(page, StaffUserFactory(role="Store admin"))
     page.goto("/credits/history/")
     page.get_by_role("link", name="Export as CSV").click()
     dialog = page.get_by_role("dialog", name="Export as CSV")
@@ -152,7 +142,7 @@ def test_a_large_export_shows_progress_then_a_download_link_and_the_exports_page
 
     monkeypatch.setattr(tasks.build_export_task, "delay_on_commit",
                         lambda export_id: connection.on_commit(lambda: later(export_id)))
-    _log_in(page, StaffUserFactory(username="e2e.ops2", role="Ops"))
+    log_in(page, StaffUserFactory(username="e2e.ops2", role="Ops"))
     page.goto("/credits/history/")
     page.get_by_role("link", name="Export as CSV").click()
     dialog = page.locator("dialog#modal")

@@ -11,20 +11,10 @@ from playwright.sync_api import expect
 
 from ledger import clock
 from ledger import services as ledger_services
+from tests.e2e.support import log_in
 from tests.factories import CustomerFactory, OrderFactory, StaffUserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-PASSWORD = "pass-word-123"  # StaffUserFactory's
-
-
-def _log_in(page, user):
-    page.goto("/login/")
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
-
 
 def _seed_history():
     """30 entries over the last two weeks; Ada has 5 of them: +85.00, -19.50, $65.50 left."""
@@ -68,7 +58,7 @@ def test_history_search_popup_memo_credit_and_debit(page, live_server, artifacts
     out = artifacts / "history"
     out.mkdir(exist_ok=True)
     ada = _seed_history()
-    _log_in(page, StaffUserFactory(username="e2e.admin", role="Store admin"))
+    log_in(page, StaffUserFactory(username="e2e.admin", role="Store admin"))
 
     # when: the history page (default: last 30 days)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="History").click()
@@ -182,7 +172,7 @@ def test_customers_page_search_opens_the_same_popup(page, live_server, artifacts
     out = artifacts / "history"
     out.mkdir(exist_ok=True)
     ada = _seed_history()
-    _log_in(page, StaffUserFactory(role="Ops"))
+    log_in(page, StaffUserFactory(role="Ops"))
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Customers").click()
     expect(page.get_by_role("heading", name="Customers")).to_be_visible()
     expect(page.locator("#customer-table tbody tr")).to_have_count(6)

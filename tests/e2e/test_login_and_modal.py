@@ -6,11 +6,11 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from ledger import services as ledger_services
+from tests.e2e.support import PASSWORD, log_in
 from tests.factories import CustomerFactory, StaffUserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "pass-word-123"  # StaffUserFactory's
 NEW_PASSWORD = "Brand-new-passphrase-42"
 
 
@@ -24,14 +24,6 @@ def _seed_dashboard():
     ledger_services.grant(customer=alan, amount=1_200, reason="Birthday credits", expires_at=now + dt.timedelta(days=90))
     ledger_services.debit(customer=ada, amount=1_999, kind="redeem", reason="Checkout", source="api")
     ledger_services.debit(customer=grace, amount=500, kind="deduct", reason="Goodwill correction")
-
-
-def _log_in(page, user):
-    page.goto("/login/")
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
 
 def test_login_dashboard_and_change_password_popup(page, live_server, artifacts):
@@ -111,7 +103,7 @@ def test_login_dashboard_and_change_password_popup(page, live_server, artifacts)
 
 def test_popup_closes_with_cancel_and_close_buttons(page):
     # given
-    _log_in(page, StaffUserFactory(role="Ops"))
+    log_in(page, StaffUserFactory(role="Ops"))
     opener = page.get_by_role("link", name="Change password")
     dialog = page.locator("dialog#modal")
     for button_name in ("Cancel", "Close"):
@@ -127,7 +119,7 @@ def test_popup_closes_with_cancel_and_close_buttons(page):
 
 def test_popup_closes_on_a_backdrop_click_but_not_on_a_click_inside(page):
     # given
-    _log_in(page, StaffUserFactory(role="Ops"))
+    log_in(page, StaffUserFactory(role="Ops"))
     opener = page.get_by_role("link", name="Change password")
     dialog = page.locator("dialog#modal")
     opener.click()
@@ -145,7 +137,7 @@ def test_popup_closes_on_a_backdrop_click_but_not_on_a_click_inside(page):
 
 def test_popup_after_the_session_ended_shows_the_login_page(page):
     # given: signed in, then the session cookie is gone (expired, logged out elsewhere)
-    _log_in(page, StaffUserFactory(role="Ops"))
+    log_in(page, StaffUserFactory(role="Ops"))
     page.context.clear_cookies()
     # when
     page.get_by_role("link", name="Change password").click()
@@ -157,7 +149,7 @@ def test_popup_after_the_session_ended_shows_the_login_page(page):
 
 def test_popup_link_without_htmx_opens_the_full_page(page):
     # given
-    _log_in(page, StaffUserFactory(role="Ops"))
+    log_in(page, StaffUserFactory(role="Ops"))
     # when: opened in its own tab (no hx-request), e.g. by following the href
     page.goto("/account/password/")
     # then
@@ -169,7 +161,7 @@ def test_popup_link_without_htmx_opens_the_full_page(page):
 
 def test_htmx_post_passes_csrf_through_the_body_hx_headers(page):
     # given
-    _log_in(page, StaffUserFactory(role="Ops"))
+    log_in(page, StaffUserFactory(role="Ops"))
     # when: an htmx POST whose body has no csrfmiddlewaretoken, only <body hx-headers>'s header
     with page.expect_response("**/account/password/") as response_info:
         page.evaluate("""htmx.ajax("POST", "/account/password/", {source: document.body, target: "#modal",

@@ -13,20 +13,10 @@ from crm.models import Order, OrderNote
 from ledger import services as ledger_services
 from refunds.models import StoreCreditRefund
 from rules import services as rules_services
+from tests.e2e.support import log_in
 from tests.factories import CustomerFactory, OrderFactory, StaffUserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-PASSWORD = "pass-word-123"  # StaffUserFactory's
-
-
-def _log_in(page, user):
-    page.goto("/login/")
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
-
 
 def _seed_orders():
     now = timezone.now()
@@ -59,7 +49,7 @@ def test_orders_search_open_an_order_and_see_its_entries_and_notes(page, live_se
     out = artifacts / "orders"
     out.mkdir(exist_ok=True)
     big = _seed_orders()
-    _log_in(page, StaffUserFactory(role="Support agent"))
+    log_in(page, StaffUserFactory(role="Support agent"))
 
     # when: the orders page from the navigation
     page.get_by_role("link", name="Orders").click()
@@ -159,7 +149,7 @@ def test_orders_search_open_an_order_and_see_its_entries_and_notes(page, live_se
 def test_order_detail_for_ops_has_no_refund_button(page, live_server):
     # given
     big = _seed_orders()
-    _log_in(page, StaffUserFactory(role="Ops"))
+    log_in(page, StaffUserFactory(role="Ops"))
     # when
     page.goto(f"/customers/orders/{big.pk}/")
     # then
@@ -171,7 +161,7 @@ def test_api_keys_create_shows_the_key_once_then_revoke(page, live_server, artif
     # given
     out = artifacts / "orders"
     out.mkdir(exist_ok=True)
-    _log_in(page, StaffUserFactory(role="Store admin", username="owner"))
+    log_in(page, StaffUserFactory(role="Store admin", username="owner"))
     page.goto("/settings/api-keys/")
     expect(page.get_by_role("heading", name="Storefront API keys")).to_be_visible()
 

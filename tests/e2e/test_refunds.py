@@ -12,11 +12,11 @@ from ledger import selectors as ledger_selectors
 from ledger import services as ledger_services
 from refunds import services
 from refunds.models import RefundRequest
+from tests.e2e.support import log_in
 from tests.factories import CustomerFactory, OrderFactory, StaffUserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "pass-word-123"  # StaffUserFactory's
 PAYOUT = {"account_holder": "Ann Archer", "bank_name": "First Bank", "account_number": "1111-2222-3456"}
 
 
@@ -29,11 +29,7 @@ def shots(artifacts):
 
 def _log_in(page, role="Support agent"):
     user = StaffUserFactory(role=role)
-    page.goto("/login/")
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    log_in(page, user)
     return user
 
 

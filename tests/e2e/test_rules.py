@@ -6,26 +6,16 @@ from playwright.sync_api import expect
 
 from credits_admin.models import StoreSettings
 from rules.models import AllocationRule
+from tests.e2e.support import log_in
 from tests.factories import StaffUserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-PASSWORD = "pass-word-123"  # StaffUserFactory's
-
 
 @pytest.fixture
 def shots(artifacts):
     folder = artifacts / "rules"
     folder.mkdir(exist_ok=True)
     return folder
-
-
-def _log_in(page, user):
-    page.goto("/login/")
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
 
 def _open_method(page, label):
@@ -52,7 +42,7 @@ def _save(page, dialog, method, sentence):
 def test_merchant_switches_the_program_on_sets_expiry_and_adds_all_five_rules(page, live_server, shots):
     # given: the program is off
     StoreSettings.objects.update_or_create(pk=1, defaults={"credits_enabled": False, "store_name": "Demo Store"})
-    _log_in(page, StaffUserFactory(role="Store admin"))
+    log_in(page, StaffUserFactory(role="Store admin"))
 
     # when: switching the program on
     page.goto("/program/")
@@ -185,7 +175,7 @@ def test_events_sent_over_http_show_in_the_events_log_with_the_uncollected_part(
                           reason="Checkout", source="api")
     status, answer = _post_event(live_server, key, refunded("ORD-1", 12000))
     assert status == 200 and answer["reclaims"][0]["uncollected"] == 900
-    _log_in(page, StaffUserFactory(role="Ops"))
+    log_in(page, StaffUserFactory(role="Ops"))
     # when
     page.goto("/program/events/")
     # then
@@ -209,7 +199,7 @@ def test_per_rule_expiry_spend_tiers_and_deleting_a_rule(page, live_server, shot
 
     StoreSettings.objects.update_or_create(pk=1, defaults={"credits_enabled": True, "store_name": "Demo Store"})
     services.update_expiry_policy(actor=None, same_expiry_for_all=False)
-    _log_in(page, StaffUserFactory(role="Store admin"))
+    log_in(page, StaffUserFactory(role="Store admin"))
     page.goto("/program/rules/")
     expect(page.get_by_text("Each rule has its own expiry.")).to_be_visible()
 
