@@ -68,6 +68,10 @@ class CreditAccount(models.Model):
     # The earliest expiry among lots with a remainder, or earlier (never later): lets a
     # posting skip the lazy-expiry query when nothing can be overdue.
     next_expiry_at = models.DateTimeField(null=True, blank=True)
+    # created_at of the account's latest entry (None: no entry yet). Entries are posted at
+    # `now`, so the customers with an entry in a window that runs to now are the accounts
+    # with last_entry_at >= its start: the history summary counts them without a DISTINCT.
+    last_entry_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -216,9 +216,12 @@ class _Posting:
         if self._open_lots is not None:
             dated = [lot.expires_at for lot in self._open_lots if lot.expires_at is not None]
             self.account.next_expiry_at = min(dated) if dated else None
+        last = self.account.last_entry_at
+        self.account.last_entry_at = self.now if last is None else max(last, self.now)
         CreditAccount.objects.filter(pk=self.account.pk).update(
             balance=self.account.balance, version=self.account.version,
-            next_expiry_at=self.account.next_expiry_at, updated_at=self.now,
+            next_expiry_at=self.account.next_expiry_at, last_entry_at=self.account.last_entry_at,
+            updated_at=self.now,
         )
         posted = list(self.posted)
         entries_posted.send(sender=LedgerEntry, entries=posted)
@@ -535,6 +538,7 @@ WITH due AS (
 ), accounts AS (
     UPDATE ledger_creditaccount a
        SET balance = a.balance - t.total, version = a.version + t.n, updated_at = %(now)s,
+           last_entry_at = GREATEST(a.last_entry_at, %(now)s),
            next_expiry_at = (SELECT MIN(o.expires_at) FROM ledger_creditlot o
                               WHERE o.account_id = a.customer_id AND o.remaining > 0 AND o.expires_at > %(now)s)
       FROM totals t
@@ -604,7 +608,9 @@ def _expire_batch_orm(accounts: dict[int, CreditAccount], now: datetime) -> int:
         account = accounts[account_id]
         account.next_expiry_at = next_expiry.get(account_id)
         account.updated_at = now
+        account.last_entry_at = now if account.last_entry_at is None else max(account.last_entry_at, now)
         changed.append(account)
-    CreditAccount.objects.bulk_update(changed, ["balance", "version", "next_expiry_at", "updated_at"])
+    CreditAccount.objects.bulk_update(changed, ["balance", "version", "next_expiry_at", "last_entry_at",
+                                                "updated_at"])
     entries_posted.send(sender=LedgerEntry, entries=entries)
     return len(entries)
