@@ -11,8 +11,8 @@ exactly what the services would have done, account by account in time order:
 - expiries (an `expire` entry taking a lot's remainder) posted by the hourly sweep after a
   lot's expiry, or lazily by the account's next posting, whichever comes first,
 
-so that balances, `balance_after` chains, versions, lot remainders, consumptions and
-`next_expiry_at` satisfy every check of `ledger.selectors.verify_ledger()`.
+so that balances, `balance_after` chains, versions, lot remainders, consumptions,
+`next_expiry_at` and `last_entry_at` satisfy every check of `ledger.selectors.verify_ledger()`.
 
 Entry and lot ids are assigned here, in time order within each chunk of accounts (so ids
 grow with `created_at` as in real data, chunk by chunk); consumption ids come from the
@@ -155,6 +155,7 @@ def generate_chunk(spec: ChunkSpec) -> ChunkData:
     randrange, random_ = rng.randrange, rng.random
     for offset, quota in enumerate(spec.quotas):
         cid = spec.first_customer_id + offset
+        first_entry = len(entries)  # this account's entries are entries[first_entry:]
         t0 = start + int(span * (random_() ** 0.7)) - 1 if span else start
         t0 = max(start, min(t0, end - 3600))
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
@@ -239,8 +240,11 @@ def generate_chunk(spec: ChunkSpec) -> ChunkData:
             entries.append([last_t, "grant", amount, balance, cid, lot, None, -2])
             count += 1
         dated = open_lots[0][4] if open_lots else None
+        # last_entry_at: the latest created_at among the account's entries (NULL: none), as
+        # the services keep it. An expiry can be later than the last posting, so take the max.
+        latest = max((e[0] for e in entries[first_entry:]), default=None)
         accounts_out.append(f"{cid}\t{balance}\t{count}\t{_ts(dated) if dated is not None else NULL}\t"
-                            f"{_ts(last_t)}\n")
+                            f"{_ts(last_t)}\t{_ts(latest) if latest is not None else NULL}\n")
 
     # Ids in time order (stable: an account's own entries keep their order).
     entries.sort(key=lambda e: e[0])
@@ -308,7 +312,7 @@ def _quotas(rng: random.Random, customers: int, entries: int) -> list[int]:
 
 COPY_COLUMNS = {
     "crm_customer": "id, member_id, name, email, phone, card_number, registered_at, status, created_at, updated_at",
-    "ledger_creditaccount": "customer_id, balance, version, next_expiry_at, updated_at",
+    "ledger_creditaccount": "customer_id, balance, version, next_expiry_at, updated_at, last_entry_at",
     "ledger_ledgerentry": ("id, account_id, kind, amount, balance_after, created_at, actor_id, source, reason, "
                            "comment, order_id, reverses_id, idempotency_key, fingerprint, batch, uncollected, details"),
     "ledger_creditlot": "id, account_id, entry_id, amount, remaining, expires_at, created_at",

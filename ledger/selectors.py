@@ -157,6 +157,12 @@ _CHECKS = [
           FROM ledger_creditaccount a
           JOIN ledger_ledgerentry e ON e.id = (SELECT MAX(id) FROM ledger_ledgerentry x WHERE x.account_id = a.customer_id)
          WHERE a.balance <> e.balance_after"""),
+    ("account last_entry_at differs from the latest created_at of its entries",
+     """SELECT a.customer_id, a.last_entry_at, e.m
+          FROM ledger_creditaccount a
+          LEFT JOIN (SELECT account_id, MAX(created_at) AS m FROM ledger_ledgerentry GROUP BY account_id) e
+            ON e.account_id = a.customer_id
+         WHERE (a.last_entry_at IS NULL) <> (e.m IS NULL) OR a.last_entry_at <> e.m"""),
     ("negative balance or remainder",
      """SELECT 'account', customer_id, balance FROM ledger_creditaccount WHERE balance < 0
         UNION ALL SELECT 'lot', id, remaining FROM ledger_creditlot WHERE remaining < 0 OR remaining > amount

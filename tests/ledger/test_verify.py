@@ -118,6 +118,17 @@ CORRUPTIONS = [
         ["lot remainder differs from its amount minus consumptions plus restorations",
          "a debit's lot consumptions do not add up to its amount"],
         id="consumption-amount"),
+    pytest.param(
+        "UPDATE ledger_creditaccount SET last_entry_at = NULL WHERE customer_id = %s", "alice",
+        ["account last_entry_at differs from the latest created_at of its entries"],
+        id="account-last-entry-at-null"),
+    pytest.param(
+        """UPDATE ledger_creditaccount
+              SET last_entry_at = (SELECT MIN(e.created_at) FROM ledger_ledgerentry e
+                                    WHERE e.account_id = ledger_creditaccount.customer_id)
+            WHERE customer_id = %s""", "alice",
+        ["account last_entry_at differs from the latest created_at of its entries"],
+        id="account-last-entry-at-earlier"),
 ]
 
 
