@@ -158,6 +158,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "refunds.tasks.retry_payouts_task",
         "schedule": crontab(hour=10, minute=0),
     },
+    "build-day-totals": {  # hourly; the history summary's daily rollups (a cache: ledger.rollups)
+        "task": "ledger.tasks.build_day_totals_task",
+        "schedule": crontab(minute=20),
+    },
     "cleanup-exports": {  # daily; export files past their expiry
         "task": "ledger.tasks.cleanup_exports_task",
         "schedule": crontab(hour=4, minute=15),

@@ -226,3 +226,30 @@ class Export(models.Model):
         if not self.total_rows:
             return 0
         return min(99, int(self.rows_written * 100 / self.total_rows))
+
+
+class LedgerDayTotal(models.Model):
+    """A cache of the history summary's totals for one closed day of the current time zone
+    (ledger.rollups): the entries with `starts_at <= created_at < ends_at` and
+    `id <= built_through_id`. Never part of the ledger: rows can be deleted or rebuilt at
+    any time. `time_zone` says whose day it is: a build drops the rows of any other zone
+    (TIME_ZONE changed)."""
+
+    time_zone = models.CharField(max_length=64)  # the TIME_ZONE whose day this is
+    starts_at = models.DateTimeField(unique=True)
+    ends_at = models.DateTimeField()
+    rewarded = models.BigIntegerField(default=0)  # sum of the positive amounts
+    deducted = models.BigIntegerField(default=0)  # minus the sum of the negative amounts (>= 0)
+    entries = models.BigIntegerField(default=0)
+    # The highest entry id when built: an entry with a higher id dated inside the day (a
+    # backdated or bulk-loaded one) makes the row stale.
+    built_through_id = models.BigIntegerField(default=0)
+    built_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="ledger_daytotal_ends_after_start"),
+        ]
+
+    def __str__(self):
+        return f"Day from {self.starts_at}: +{self.rewarded} -{self.deducted} ({self.entries} entries)"

@@ -1,4 +1,5 @@
-"""Reads of the ledger. Pure: nothing here writes (no lazy expiry either)."""
+"""Reads of the ledger. Nothing here writes the ledger (no lazy expiry either); only
+period_summary may fill the day-totals cache of ledger.rollups."""
 
 from __future__ import annotations
 
@@ -84,6 +85,25 @@ def history_summary(queryset) -> dict:
     deducted = -int(totals["deducted"] or 0)
     return {"rewarded": rewarded, "deducted": deducted, "net": rewarded - deducted,
             "entries": totals["entries"], "customers": totals["customers"]}
+
+
+def period_summary(*, start: datetime, end: datetime | None) -> dict | None:
+    """history_summary() of every entry with start <= created_at < end (end None: no upper
+    bound), i.e. a period search for everyone, without reading the period's rows: the sums
+    come from daily rollups plus a live aggregate of the rest (ledger.rollups), the
+    customers from CreditAccount.last_entry_at. None when that shortcut would not be exact
+    (an entry is dated at or after `end`, e.g. a period in the past): then use
+    history_summary()."""
+    from . import rollups
+
+    if end is not None and LedgerEntry.objects.filter(created_at__gte=end).exists():
+        return None
+    # No entry at or after `end`: the customers with an entry in the period are those whose
+    # latest entry is at or after its start.
+    customers = CreditAccount.objects.filter(last_entry_at__gte=start).count()
+    totals = rollups.period_totals(start, end)
+    return {"rewarded": totals["rewarded"], "deducted": totals["deducted"],
+            "net": totals["rewarded"] - totals["deducted"], "entries": totals["entries"], "customers": customers}
 
 
 def balance_at(*, moment: datetime | None, customer_ids=None) -> int:

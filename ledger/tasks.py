@@ -20,3 +20,10 @@ def cleanup_exports_task() -> int:
     from ledger import exports
 
     return exports.cleanup_exports()  # idempotent: expired exports are skipped
+
+
+@shared_task(acks_late=True)
+def build_day_totals_task() -> int:
+    from ledger import rollups
+
+    return rollups.build_day_totals()  # safe to run twice or concurrently: one build at a time, upserts

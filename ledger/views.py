@@ -76,9 +76,13 @@ def _summary_data(request) -> dict:
     context = {"summary": None, "opening": None, "closing": None}
     if not filterset.is_valid():
         return context
-    context["summary"] = selectors.history_summary(filterset.qs)
+    start, end = filterset.period_range
+    summary = None
+    if filterset.is_period_search and not filterset.customer_text and start is not None:
+        # everyone's entries of a period: from daily rollups when that is exact
+        summary = selectors.period_summary(start=start, end=end)
+    context["summary"] = summary if summary is not None else selectors.history_summary(filterset.qs)
     if filterset.is_period_search:
-        start, end = filterset.period_range
         ids = filterset.customer_ids
         if start is not None:
             # The summary covers exactly the period's entries (no other filter is set), so

@@ -46,9 +46,11 @@ def test_beat_schedule_runs_every_job_at_its_cadence():
         "purge-edit-logs": "notifications.tasks.purge_edit_logs_task",
         "retry-payouts": "refunds.tasks.retry_payouts_task",
         "cleanup-exports": "ledger.tasks.cleanup_exports_task",
+        "build-day-totals": "ledger.tasks.build_day_totals_task",
         "redispatch-outbox": "notifications.tasks.redispatch_outbox_task",
     }
     assert schedule["expire-credits"]["schedule"] == crontab(minute=5)  # hourly
+    assert schedule["build-day-totals"]["schedule"] == crontab(minute=20)  # hourly
     for daily in ("send-expiry-reminders", "purge-edit-logs", "retry-payouts", "cleanup-exports"):
         entry = schedule[daily]["schedule"]
         assert len(entry.hour) == 1 and len(entry.minute) == 1, daily
