@@ -24,6 +24,8 @@ from django.db.models import Min
 from django.db.models.base import ModelState
 from django.utils.module_loading import import_string
 
+from crm.models import Customer
+
 from . import clock
 from .models import (
     DEBIT_KINDS,
@@ -100,11 +102,16 @@ def _check_amount(amount) -> int:
     return amount
 
 
-def _replayed(idempotency_key: str | None, fingerprint: str) -> LedgerEntry | None:
-    """The entry first posted under this key, if any; a conflict if the arguments differ."""
+def _replayed(idempotency_key: str | None, fingerprint: str, *, entry_id: int | None = None
+              ) -> LedgerEntry | None:
+    """The entry first posted under this key, if any; a conflict if the arguments differ.
+    `entry_id`: the id the lock statement found for the key already (None: look it up)."""
     if not idempotency_key:
         return None
-    entry = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
+    if entry_id is None:
+        entry = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
+    else:
+        entry = LedgerEntry.objects.get(pk=entry_id)
     if entry is None:
         return None
     if entry.fingerprint != fingerprint:
@@ -113,24 +120,151 @@ def _replayed(idempotency_key: str | None, fingerprint: str) -> LedgerEntry | No
     return entry
 
 
-def _locked(customer_id: int) -> CreditAccount:
-    # The customer comes along (not locked: `of`): the listeners of entries_posted (emails)
-    # need its name and address, and the entries posted here carry the account.
-    return CreditAccount.objects.select_for_update(of=("self",)).select_related("customer").get(pk=customer_id)
+# --------------------------------------------------------------------------- plain SQL
+# A posting is a handful of statements on the hot path of checkout and of every rule
+# grant, so they are written in plain SQL (the ORM spent more time compiling them than the
+# database spent running them). Values are prepared and rows converted by the models' own
+# fields, so the same SQL serves PostgreSQL and SQLite and the instances are what the ORM
+# would have loaded.
+
+class _Rows:
+    """Reads a model's rows from plain SQL: its columns for a SELECT list, and instances
+    built from them with the ORM's own database converters."""
+
+    def __init__(self, model, alias: str):
+        self.model = model
+        self.alias = alias
+        self.fields = list(model._meta.concrete_fields)
+        self.attnames = [f.attname for f in self.fields]
+        self._converters: dict[str, list] = {}
+
+    def columns(self) -> str:
+        quote = connection.ops.quote_name
+        return ", ".join(f"{self.alias}.{quote(f.column)}" for f in self.fields)
+
+    def _converters_for_connection(self) -> list:
+        found = self._converters.get(connection.vendor)
+        if found is None:
+            found = []
+            for i, field in enumerate(self.fields):
+                col = field.get_col(self.alias)
+                functions = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+                if functions:
+                    found.append((i, functions, col))
+            self._converters[connection.vendor] = found
+        return found
+
+    def build(self, values):
+        values = list(values)
+        for i, functions, col in self._converters_for_connection():
+            value = values[i]
+            for convert in functions:
+                value = convert(value, col, connection)
+            values[i] = value
+        return self.model.from_db("default", self.attnames, values)
 
 
-def _lock_account(customer_id: int) -> CreditAccount:
-    """Row-lock the customer's account, creating it on first use."""
-    try:
-        return _locked(customer_id)
-    except CreditAccount.DoesNotExist:
+_ACCOUNT_ROWS = _Rows(CreditAccount, "a")
+_CUSTOMER_ROWS = _Rows(Customer, "c")
+_LOT_ROWS = _Rows(CreditLot, "l")
+_sql_cache: dict[tuple, str] = {}
+
+
+def _insert_sql(model, names: tuple[str, ...], returning: bool) -> str:
+    key = (connection.vendor, model, names, returning)
+    sql = _sql_cache.get(key)
+    if sql is None:
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(model._meta.get_field(n).column) for n in names)
+        sql = (f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(names))})"
+               + (f" RETURNING {quote(model._meta.pk.column)}" if returning else ""))
+        _sql_cache[key] = sql
+    return sql
+
+
+def _prepared(model, values: dict) -> list:
+    meta = model._meta
+    return [meta.get_field(name).get_db_prep_save(value, connection) for name, value in values.items()]
+
+
+def _insert(model, values: dict, *, returning: bool = True) -> int | None:
+    """INSERT one row of `values` (attnames); its new id."""
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(model, tuple(values), returning), _prepared(model, values))
+        return cursor.fetchone()[0] if returning else None
+
+
+def _loaded(model, values: dict, related: dict | None = None):
+    """An instance as if loaded from the database, without Model.__init__'s per-field work
+    (`values`: every concrete field by attname), with `related` objects cached on it."""
+    instance = model.__new__(model)
+    instance.__dict__.update(values)
+    instance._state = ModelState()
+    instance._state.adding = False
+    instance._state.db = "default"
+    if related:
+        instance._state.fields_cache.update(related)
+    return instance
+
+
+def _lock_sql(with_key: bool) -> str:
+    key = (connection.vendor, "lock", with_key)
+    sql = _sql_cache.get(key)
+    if sql is None:
+        quote = connection.ops.quote_name
+        entries = quote(LedgerEntry._meta.db_table)
+        replay = (f"(SELECT e.{quote('id')} FROM {entries} e WHERE e.{quote('idempotency_key')} = %s)"
+                  if with_key else "NULL")
+        lock = ""
+        if connection.features.has_select_for_update:
+            lock = " FOR UPDATE OF a" if connection.features.has_select_for_update_of else " FOR UPDATE"
+        sql = (f"SELECT {_ACCOUNT_ROWS.columns()}, {_CUSTOMER_ROWS.columns()}, {replay} "
+               f"FROM {quote(CreditAccount._meta.db_table)} a "
+               f"INNER JOIN {quote(Customer._meta.db_table)} c ON c.{quote('id')} = a.{quote('customer_id')} "
+               f"WHERE a.{quote('customer_id')} = %s{lock}")
+        _sql_cache[key] = sql
+    return sql
+
+
+def _locked(customer_id: int, idempotency_key: str | None) -> tuple[CreditAccount, int | None] | None:
+    """One statement: row-lock the account (not its customer, which comes along: the
+    listeners of entries_posted need its name and address) and find the entry already posted
+    under `idempotency_key`. A concurrent first posting of the same key that commits while
+    this waits for the lock is not seen here; its unique key stops the second insert, and
+    _race_safe answers that as the replay it is."""
+    params = [idempotency_key, customer_id] if idempotency_key else [customer_id]
+    with connection.cursor() as cursor:
+        cursor.execute(_lock_sql(bool(idempotency_key)), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    n = len(_ACCOUNT_ROWS.fields)
+    account = _ACCOUNT_ROWS.build(row[:n])
+    CreditAccount.customer.field.set_cached_value(account, _CUSTOMER_ROWS.build(row[n:-1]))
+    return account, row[-1]
+
+
+def _lock_account(customer_id: int, idempotency_key: str | None = None) -> tuple[CreditAccount, int | None]:
+    """Row-lock the customer's account, creating it on first use; and the id of the entry
+    already posted under `idempotency_key` (None: none)."""
+    found = _locked(customer_id, idempotency_key)
+    if found is None:
         CreditAccount.objects.bulk_create([CreditAccount(customer_id=customer_id)], ignore_conflicts=True)
-        return _locked(customer_id)
+        found = _locked(customer_id, idempotency_key)
+        if found is None:
+            raise Customer.DoesNotExist(f"No customer with id {customer_id}.")
+    return found
 
 
 def _fefo(lots: Iterable[CreditLot]) -> list[CreditLot]:
     """First-expiring-first: by (expires_at, id), never-expiring last."""
     return sorted(lots, key=lambda lot: (lot.expires_at is None, lot.expires_at or datetime.min, lot.pk))
+
+
+_ENTRY_FKS = {"account": "account_id", "actor": "actor_id", "order": "order_id", "reverses": "reverses_id"}
+_ENTRY_DEFAULTS = {"actor_id": None, "source": EntrySource.SYSTEM, "reason": "", "comment": "", "order_id": None,
+                   "reverses_id": None, "idempotency_key": None, "fingerprint": "", "batch": None, "uncollected": 0,
+                   "details": None}
 
 
 class _Posting:
@@ -147,8 +281,13 @@ class _Posting:
     def open_lots(self) -> list[CreditLot]:
         """Lots with a remainder, FEFO, overdue ones already expired. Loaded once."""
         if self._open_lots is None:
-            lots = CreditLot.objects.filter(account=self.account, remaining__gt=0)
-            self._open_lots = _fefo(lots)
+            quote = connection.ops.quote_name
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT {_LOT_ROWS.columns()} FROM {quote(CreditLot._meta.db_table)} l "
+                               f"WHERE l.{quote('account_id')} = %s AND l.{quote('remaining')} > 0",
+                               [self.account.pk])
+                rows = cursor.fetchall()
+            self._open_lots = _fefo(_LOT_ROWS.build(row) for row in rows)
             self._expire_overdue()
         return self._open_lots
 
@@ -170,9 +309,8 @@ class _Posting:
                                   reason="Expired", idempotency_key=key,
                                   fingerprint=_fingerprint("expire", lot=lot.pk, key=key),
                                   details={"lot": lot.pk, "expires_at": lot.expires_at.isoformat()})
-        LotConsumption.objects.create(entry=entry, lot=lot, amount=amount)
+        self._write_takes(entry, [(lot, amount)])
         lot.remaining = 0
-        CreditLot.objects.filter(pk=lot.pk).update(remaining=0)
         return entry
 
     # -- entries ----------------------------------------------------------
@@ -180,20 +318,56 @@ class _Posting:
         new_balance = self.account.balance + amount
         if new_balance < 0:  # unreachable through the public API; the CHECK would refuse it anyway
             raise InsufficientCredits(requested=-amount, available=self.account.balance)
-        entry = LedgerEntry.objects.create(
-            account=self.account, kind=kind, amount=amount, balance_after=new_balance,
-            created_at=self.now, **fields,
-        )
+        related = {"account": self.account}
+        values = {"account_id": self.account.pk, "kind": kind, "amount": amount, "balance_after": new_balance,
+                  "created_at": self.now, **_ENTRY_DEFAULTS}
+        for name, value in fields.items():
+            attname = _ENTRY_FKS.get(name)
+            if attname is None:
+                values[name] = value
+            else:
+                values[attname] = getattr(value, "pk", value)
+                if value is not None and hasattr(value, "pk"):
+                    related[name] = value
+        if values["details"] is None:
+            values["details"] = {}
+        values["id"] = _insert(LedgerEntry, values)
+        entry = _loaded(LedgerEntry, values, related)
         self.account.balance = new_balance
         self.account.version += 1
         self.posted.append(entry)
         return entry
 
+    def add_lot(self, entry: LedgerEntry, *, amount: int, expires_at: datetime | None) -> CreditLot:
+        values = {"account_id": self.account.pk, "entry_id": entry.pk, "amount": amount, "remaining": amount,
+                  "expires_at": expires_at, "created_at": self.now}
+        values["id"] = _insert(CreditLot, values)
+        lot = _loaded(CreditLot, values, {"account": self.account, "entry": entry})
+        LedgerEntry.lot.related.set_cached_value(entry, lot)
+        return lot
+
+    def _write_takes(self, entry: LedgerEntry, parts: list[tuple[CreditLot, int]]) -> None:
+        """Record what `entry` took from each lot (consumptions) and the lots' new remainders
+        (the lot objects are already updated, except by expire_lot which zeroes after)."""
+        quote = connection.ops.quote_name
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {quote(LotConsumption._meta.db_table)} "
+                f"({quote('entry_id')}, {quote('lot_id')}, {quote('amount')}) VALUES "
+                + ", ".join(["(%s, %s, %s)"] * len(parts)),
+                [value for lot, part in parts for value in (entry.pk, lot.pk, part)])
+            lots = quote(CreditLot._meta.db_table)
+            if len(parts) == 1:
+                cursor.execute(f"UPDATE {lots} SET {quote('remaining')} = {quote('remaining')} - %s "
+                               f"WHERE {quote('id')} = %s", [parts[0][1], parts[0][0].pk])
+            else:
+                cursor.executemany(f"UPDATE {lots} SET {quote('remaining')} = {quote('remaining')} - %s "
+                                   f"WHERE {quote('id')} = %s", [(part, lot.pk) for lot, part in parts])
+
     def take(self, entry: LedgerEntry, amount: int, lots: list[CreditLot]) -> None:
         """Record that `entry` took `amount` from `lots` in the given order."""
         left = amount
-        used: list[CreditLot] = []
-        consumptions = []
+        parts: list[tuple[CreditLot, int]] = []
         for lot in lots:
             if left == 0:
                 break
@@ -202,11 +376,9 @@ class _Posting:
                 continue
             lot.remaining -= part
             left -= part
-            used.append(lot)
-            consumptions.append(LotConsumption(entry=entry, lot=lot, amount=part))
+            parts.append((lot, part))
         assert left == 0, "lots do not cover the balance"  # the invariant balance == sum(remaining)
-        LotConsumption.objects.bulk_create(consumptions)
-        CreditLot.objects.bulk_update(used, ["remaining"])
+        self._write_takes(entry, parts)
         self._open_lots = [lot for lot in self._open_lots if lot.remaining > 0]
 
     # -- finish -----------------------------------------------------------
@@ -217,12 +389,20 @@ class _Posting:
             dated = [lot.expires_at for lot in self._open_lots if lot.expires_at is not None]
             self.account.next_expiry_at = min(dated) if dated else None
         last = self.account.last_entry_at
-        self.account.last_entry_at = self.now if last is None else max(last, self.now)
-        CreditAccount.objects.filter(pk=self.account.pk).update(
-            balance=self.account.balance, version=self.account.version,
-            next_expiry_at=self.account.next_expiry_at, last_entry_at=self.account.last_entry_at,
-            updated_at=self.now,
-        )
+        account = self.account
+        account.last_entry_at = self.now if last is None else max(last, self.now)
+        account.updated_at = self.now
+        values = {"balance": account.balance, "version": account.version, "next_expiry_at": account.next_expiry_at,
+                  "last_entry_at": account.last_entry_at, "updated_at": self.now}
+        sql = _sql_cache.get((connection.vendor, "account_update"))
+        if sql is None:
+            quote = connection.ops.quote_name
+            sql = (f"UPDATE {quote(CreditAccount._meta.db_table)} SET "
+                   + ", ".join(f"{quote(name)} = %s" for name in values)
+                   + f" WHERE {quote('customer_id')} = %s")
+            _sql_cache[(connection.vendor, "account_update")] = sql
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*_prepared(CreditAccount, values), account.pk])
         posted = list(self.posted)
         entries_posted.send(sender=LedgerEntry, entries=posted)
 
@@ -257,9 +437,9 @@ def grant(*, customer, amount: int, reason: str, expires_at: datetime | None = N
                       source=source, comment=comment, order=order, details=details or {}, actor=actor)
     def post():
         with transaction.atomic():
-            account = _lock_account(customer_id)
-            if (entry := _replayed(idempotency_key, fp)) is not None:
-                return entry
+            account, replay_id = _lock_account(customer_id, idempotency_key)
+            if replay_id is not None:
+                return _replayed(idempotency_key, fp, entry_id=replay_id)
             posting = _Posting(account, clock.now())
             if expires_at is not None and expires_at <= posting.now:
                 raise InvalidPosting("The expiry must be in the future.")
@@ -278,8 +458,7 @@ def _grant_locked(posting: _Posting, *, amount, reason, expires_at, actor, sourc
     entry = posting.insert_entry(kind=EntryKind.GRANT, amount=amount, source=source, reason=reason,
                                  comment=comment, actor=actor, order=order, idempotency_key=idempotency_key,
                                  fingerprint=fingerprint, details=details)
-    lot = CreditLot.objects.create(account=posting.account, entry=entry, amount=amount, remaining=amount,
-                                   expires_at=expires_at, created_at=posting.now)
+    lot = posting.add_lot(entry, amount=amount, expires_at=expires_at)
     if posting._open_lots is not None:
         posting._open_lots = _fefo([*posting._open_lots, lot])
     elif expires_at is not None:
@@ -303,9 +482,9 @@ def debit(*, customer, amount: int, kind: str, reason: str, actor=None, source: 
                       comment=comment, order=order, details=details or {}, actor=actor)
     def post():
         with transaction.atomic():
-            account = _lock_account(customer_id)
-            if (entry := _replayed(idempotency_key, fp)) is not None:
-                return entry
+            account, replay_id = _lock_account(customer_id, idempotency_key)
+            if replay_id is not None:
+                return _replayed(idempotency_key, fp, entry_id=replay_id)
             posting = _Posting(account, clock.now())
             entry = _debit_locked(posting, amount=amount, kind=kind, reason=reason, actor=actor, source=source,
                                   comment=comment, order=order, idempotency_key=idempotency_key, fingerprint=fp,
@@ -350,9 +529,9 @@ def clawback(*, customer, amount: int, reason: str, lot=None, actor=None, source
                       source=source, comment=comment, order=order, details=details or {}, actor=actor)
     def post():
         with transaction.atomic():
-            account = _lock_account(customer_id)
-            if (entry := _replayed(idempotency_key, fp)) is not None:
-                return entry
+            account, replay_id = _lock_account(customer_id, idempotency_key)
+            if replay_id is not None:
+                return _replayed(idempotency_key, fp, entry_id=replay_id)
             posting = _Posting(account, clock.now())
             entry = _debit_locked(posting, amount=amount, kind=EntryKind.CLAWBACK, reason=reason, actor=actor,
                                   source=source, comment=comment, order=order, idempotency_key=idempotency_key,
@@ -385,9 +564,9 @@ def set_balance(*, customer, target: int, reason: str, actor=None, comment: str 
                       source=source, actor=actor)
     def post():
         with transaction.atomic():
-            account = _lock_account(customer_id)
-            if (entry := _replayed(idempotency_key, fp)) is not None:
-                return entry
+            account, replay_id = _lock_account(customer_id, idempotency_key)
+            if replay_id is not None:
+                return _replayed(idempotency_key, fp, entry_id=replay_id)
             posting = _Posting(account, clock.now())
             posting.open_lots()  # lazy expiry: the difference is taken from what is really there
             diff = target - posting.account.balance
@@ -418,9 +597,9 @@ def reverse(*, entry: LedgerEntry, actor=None, comment: str = "", idempotency_ke
             if (found := _replayed(idempotency_key, fp)) is not None:
                 return found
             original = LedgerEntry.objects.get(pk=entry_id)
-            account = _lock_account(original.account_id)
-            if (found := _replayed(idempotency_key, fp)) is not None:
-                return found
+            account, replay_id = _lock_account(original.account_id, idempotency_key)
+            if replay_id is not None:
+                return _replayed(idempotency_key, fp, entry_id=replay_id)
             if original.kind in (EntryKind.EXPIRE, EntryKind.REVERSAL):
                 raise NotReversible(f"{original.get_kind_display()} entries cannot be reversed.")
             if LedgerEntry.objects.filter(reverses_id=original.pk).exists():
@@ -548,17 +727,6 @@ SELECT id, account_id, amount, balance_after, idempotency_key, fingerprint, deta
 """
 
 
-def _loaded_entry(**values) -> LedgerEntry:
-    """A LedgerEntry as if loaded from the database, without Model.__init__'s per-field work
-    (a batch announces thousands): every concrete field is given, so nothing is deferred."""
-    entry = LedgerEntry.__new__(LedgerEntry)
-    entry.__dict__.update(values)
-    entry._state = ModelState()
-    entry._state.adding = False
-    entry._state.db = "default"
-    return entry
-
-
 def _expire_batch(accounts: dict[int, CreditAccount], now: datetime) -> int:
     if connection.vendor != "postgresql":
         return _expire_batch_orm(accounts, now)
@@ -567,11 +735,11 @@ def _expire_batch(accounts: dict[int, CreditAccount], now: datetime) -> int:
         rows = cursor.fetchall()
     if not rows:
         return 0
-    entries = [_loaded_entry(id=entry_id, account_id=account_id, kind=EntryKind.EXPIRE, amount=amount,
+    entries = [_loaded(LedgerEntry, dict(id=entry_id, account_id=account_id, kind=EntryKind.EXPIRE, amount=amount,
                              balance_after=balance_after, created_at=now, actor_id=None, source=EntrySource.SYSTEM,
                              reason="Expired", comment="", order_id=None, reverses_id=None, idempotency_key=key,
                              fingerprint=fingerprint, batch=None, uncollected=0,
-                             details=details if isinstance(details, dict) else json.loads(details))
+                             details=details if isinstance(details, dict) else json.loads(details)))
                for entry_id, account_id, amount, balance_after, key, fingerprint, details in rows]
     entries_posted.send(sender=LedgerEntry, entries=entries)
     return len(entries)

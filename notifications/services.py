@@ -24,6 +24,7 @@ Delivery guarantees (the outbox row's status is the guard, not the broker):
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from itertools import groupby
 from smtplib import SMTPException
@@ -94,6 +95,47 @@ def load_template(kind: str) -> EmailTemplate:
         template = EmailTemplate(kind=kind, enabled=True, subject=t.default_subject, body_text=t.default_text,
                                  body_html=t.default_html)
     return template
+
+
+# The emails a posting queues (credits received / redeemed) need their templates inside
+# every grant and redeem; they are read at most every TEMPLATE_CACHE_SECONDS per process.
+# A save in this process forgets them at once (receivers below, on the model's signals);
+# other processes see an edit or a switch within those seconds.
+TEMPLATE_CACHE_SECONDS = 10
+_template_cache: dict[str, tuple[float, EmailTemplate]] = {}
+
+
+def cached_templates(kinds) -> dict[str, EmailTemplate]:
+    """The templates of `kinds` (stored or default), read at most every few seconds. Shared
+    instances: read them, never change them."""
+    now = time.monotonic()
+    found = {}
+    stale = []
+    for kind in kinds:
+        hit = _template_cache.get(kind)
+        if hit is not None and now - hit[0] < TEMPLATE_CACHE_SECONDS:
+            found[kind] = hit[1]
+        else:
+            stale.append(kind)
+    if stale:
+        loaded = {t.kind: t for t in EmailTemplate.objects.filter(kind__in=stale)}
+        for kind in stale:
+            template = loaded.get(kind) or load_template(kind)
+            _template_cache[kind] = (now, template)
+            found[kind] = template
+    return found
+
+
+def forget_templates() -> None:
+    """Drop the cached templates."""
+    _template_cache.clear()
+
+
+def forget_templates_on_change(**kwargs) -> None:
+    """EmailTemplate's post_save and post_delete: drop the cached templates now, and again
+    when the change commits (a read in between may have cached the old row)."""
+    _template_cache.clear()
+    transaction.on_commit(_template_cache.clear)
 
 
 def render_parts(*, kind: str, subject: str, body_text: str, body_html: str, values: dict) -> dict[str, str]:
@@ -195,9 +237,7 @@ def queue_ledger_emails(*, entries: list[LedgerEntry]) -> int:
         return 0
     kinds = {EntryKind.GRANT: EmailKind.CREDITS_RECEIVED, EntryKind.REDEEM: EmailKind.CREDITS_REDEEMED}
     needed = {kinds[e.kind] for e in wanted}
-    templates = {t.kind: t for t in EmailTemplate.objects.filter(kind__in=needed)}
-    for kind in needed - set(templates):
-        templates[kind] = load_template(kind)
+    templates = cached_templates(needed)
     wanted = [e for e in wanted if templates[kinds[e.kind]].enabled]
     if not wanted:
         return 0

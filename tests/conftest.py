@@ -76,6 +76,16 @@ def _fresh_store_currency():
     forget_store_currency()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_email_templates():
+    """Email templates are cached per process for a few seconds; every test starts without."""
+    from notifications.services import forget_templates
+
+    forget_templates()
+    yield
+    forget_templates()
+
+
 
 @pytest.fixture(autouse=True)
 def _celery_join_flag_reset():

@@ -34,6 +34,7 @@ def switch(kind: str, on: bool) -> None:
     EmailTemplate.objects.get_or_create(kind=kind, defaults={
         "subject": t.default_subject, "body_text": t.default_text, "body_html": t.default_html})
     EmailTemplate.objects.filter(kind=kind).update(enabled=on)
+    services.forget_templates()  # QuerySet.update sends no post_save
 
 
 def set_staff_recipients(addresses: str) -> None:

@@ -295,6 +295,7 @@ def test_a_stored_template_that_no_longer_renders_falls_back_to_the_default():
 
     switch(EmailKind.CREDITS_RECEIVED, True)
     EmailTemplate.objects.filter(kind=EmailKind.CREDITS_RECEIVED).update(subject="Hi {{ first_name }}")
+    services.forget_templates()  # QuerySet.update sends no post_save
     customer = CustomerFactory()
     # when
     ledger_services.grant(customer=customer, amount=500, reason="Welcome")
