@@ -407,20 +407,38 @@ class _Posting:
         entries_posted.send(sender=LedgerEntry, entries=posted)
 
 
+def _committed_replay(idempotency_key: str | None, fingerprint: str) -> LedgerEntry | None:
+    """The entry posted under the key by a transaction that committed meanwhile, if any."""
+    if not idempotency_key:
+        return None
+    entry = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
+    if entry is None:
+        return None
+    if entry.fingerprint != fingerprint:
+        raise IdempotencyConflict(idempotency_key)
+    entry.replayed = True
+    return entry
+
+
 def _race_safe(idempotency_key: str | None, fingerprint: str, post):
-    """Run `post()`. If a concurrent transaction on another account committed the same key
-    first (the account lock does not serialise those), answer as the replay it is."""
+    """Run `post()`, answering as the replay it is a posting whose key another transaction
+    committed first, which the lock statement's look-up cannot see: on another account (the
+    account lock does not serialise those: the unique key stops the insert), or on the same
+    account while this one waited for the lock (it then met the balance that posting left, so
+    it failed with a LedgerError or had nothing to write)."""
     try:
-        return post()
+        result = post()
     except IntegrityError:
-        if idempotency_key:
-            entry = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
-            if entry is not None:
-                if entry.fingerprint != fingerprint:
-                    raise IdempotencyConflict(idempotency_key) from None
-                entry.replayed = True
-                return entry
+        if (entry := _committed_replay(idempotency_key, fingerprint)) is not None:
+            return entry
         raise
+    except LedgerError:
+        if (entry := _committed_replay(idempotency_key, fingerprint)) is not None:
+            return entry
+        raise
+    if result is None and (entry := _committed_replay(idempotency_key, fingerprint)) is not None:
+        return entry
+    return result
 
 
 # --------------------------------------------------------------------------- public API

@@ -136,9 +136,10 @@ RAW_SQL = {
     "consume": "INSERT INTO ledger_lotconsumption (entry_id, lot_id, amount) VALUES (%s, %s, %s)",
     "lot_update": "UPDATE ledger_creditlot SET remaining = remaining - %s WHERE id = %s",
     "account_grant": ("UPDATE ledger_creditaccount SET balance = %s, version = version + 1, "
-                      "next_expiry_at = LEAST(next_expiry_at, %s), updated_at = %s WHERE customer_id = %s"),
-    "account_debit": ("UPDATE ledger_creditaccount SET balance = %s, version = version + 1, updated_at = %s "
+                      "next_expiry_at = LEAST(next_expiry_at, %s), last_entry_at = %s, updated_at = %s "
                       "WHERE customer_id = %s"),
+    "account_debit": ("UPDATE ledger_creditaccount SET balance = %s, version = version + 1, last_entry_at = %s, "
+                      "updated_at = %s WHERE customer_id = %s"),
 }
 
 
@@ -176,7 +177,7 @@ def raw_writer(spec: dict, barrier, results) -> None:
                                                        "Purchase reward (3%)", f"grant:purchase:{tag}-{n}"))
                         entry_id = cur.fetchone()[0]
                         cur.execute(RAW_SQL["lot"], (account, entry_id, amount, amount, expires, now))
-                        cur.execute(RAW_SQL["account_grant"], (balance, expires, now, account))
+                        cur.execute(RAW_SQL["account_grant"], (balance, expires, now, now, account))
                     else:
                         if amount > balance:
                             conn.rollback()
@@ -199,7 +200,7 @@ def raw_writer(spec: dict, barrier, results) -> None:
                                 break
                         if left:
                             raise RuntimeError("lots do not cover the balance")
-                        cur.execute(RAW_SQL["account_debit"], (balance, now, account))
+                        cur.execute(RAW_SQL["account_debit"], (balance, now, now, account))
                     conn.commit()
                     ok += 1
                 except psycopg.OperationalError as exc:

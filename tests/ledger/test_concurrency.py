@@ -107,6 +107,28 @@ def test_eight_replays_of_one_key_at_once_post_exactly_one_entry():
     assert selectors.verify_ledger() == []
 
 
+@pytest.mark.parametrize("posting", ["debit", "set_balance", "clawback"])
+def test_eight_replays_of_one_key_at_once_answer_as_replays_even_where_the_balance_no_longer_allows_it(posting):
+    # given: 5000 available; the posting takes 3000 (or all of it), so a second one could not
+    customer = CustomerFactory()
+    grant_at(T0, customer=customer, amount=5000)
+    call = {
+        "debit": lambda: services.debit(customer=customer.pk, amount=3000, kind="redeem", reason="checkout",
+                                        idempotency_key="api:redeem:r-1"),
+        "set_balance": lambda: services.set_balance(customer=customer.pk, target=2000, reason="correction",
+                                                    idempotency_key="api:redeem:r-1"),
+        "clawback": lambda: services.clawback(customer=customer.pk, amount=5000, reason="refund",
+                                              idempotency_key="api:redeem:r-1"),
+    }[posting]
+    # when
+    outcomes = run_together(8, lambda i: call().pk)
+    # then: one entry, and every caller gets it (none sees "insufficient" or "nothing to do")
+    assert [status for status, _ in outcomes] == ["ok"] * 8, outcomes
+    assert len({entry_id for _, entry_id in outcomes}) == 1
+    assert LedgerEntry.objects.filter(idempotency_key="api:redeem:r-1").count() == 1
+    assert selectors.verify_ledger() == []
+
+
 def test_one_key_used_at_once_for_eight_different_customers_posts_once_and_conflicts_otherwise():
     # given
     customers = CustomerFactory.create_batch(8)
