@@ -34,14 +34,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Sum
 
 from credits_admin import money
-from credits_admin.models import StoreSettings
 from crm import services as crm_services
 from crm.models import Customer, Order
 from ledger import clock
 from ledger import services as ledger_services
 from ledger.models import CreditLot, EntryKind, EntrySource, LedgerEntry
 
-from . import allocation, events
+from . import allocation, events, selectors
 from .events import EventRejected
 from .models import AllocationRule, Method, ProgramSettings, Reclaim, StorefrontEvent
 from .policy import rule_policy
@@ -98,10 +97,8 @@ class _Run:
     """The state of one event while it is applied."""
 
     record: StorefrontEvent
-    store: StoreSettings
+    config: selectors.EngineConfig
     now: object
-    rules: dict | None = None
-    _program: ProgramSettings | None = None
     grants: list = field(default_factory=list)
     reclaims: list = field(default_factory=list)
     notes: list = field(default_factory=list)
@@ -109,19 +106,15 @@ class _Run:
 
     @property
     def enabled(self) -> bool:
-        return self.store.credits_enabled
+        return self.config.credits_enabled
 
     @property
     def program(self) -> ProgramSettings:
-        """The expiry policy, read only when something is granted."""
-        if self._program is None:
-            self._program = ProgramSettings.current()
-        return self._program
+        """The expiry policy."""
+        return self.config.program
 
     def active_rules(self) -> dict:
-        if self.rules is None:
-            self.rules = {rule.method: rule for rule in AllocationRule.objects.all()}
-        return self.rules
+        return self.config.rules
 
 
 def _apply(*, raw: dict, event, digest: str) -> Answer:
@@ -130,7 +123,7 @@ def _apply(*, raw: dict, event, digest: str) -> Answer:
         record = StorefrontEvent(event_id=event.id, type=event.type, occurred_at=event.occurred_at, payload=raw,
                                  body_hash=digest, received_at=now)
         record.save()
-        run = _Run(record=record, store=StoreSettings.objects.filter(pk=1).first() or StoreSettings(), now=now)
+        run = _Run(record=record, config=selectors.engine_config(), now=now)
         record.program_enabled = run.enabled
         result = None
         builtin = _BUILTIN.get(event.type)

@@ -3,21 +3,71 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
+from dataclasses import dataclass
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 
+from credits_admin.models import StoreSettings
 from crm.models import Customer, Order
 from ledger import clock
 from ledger.models import LedgerEntry
 
-from .models import AllocationRule, Method, Mode, Reclaim, StorefrontEvent
+from .models import AllocationRule, Method, Mode, ProgramSettings, Reclaim, StorefrontEvent
 
 BACKTEST_DAYS = 90
 
 
 def rules_by_method() -> dict[str, AllocationRule]:
     return {rule.method: rule for rule in AllocationRule.objects.select_related("updated_by")}
+
+
+# --------------------------------------------------------------------------- the engine's settings
+
+# Every storefront event needs the program switch, the expiry policy and the rules: read at
+# most every ENGINE_CONFIG_SECONDS per process. A change saved in this process is seen at
+# once (forget_engine_config runs on the models' post_save/post_delete, and again on commit);
+# other processes (gunicorn workers) see it within those seconds, as they see the store's
+# name and currency (credits_admin.store).
+ENGINE_CONFIG_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    credits_enabled: bool
+    program: ProgramSettings
+    rules: dict  # method -> AllocationRule; shared instances: read them, never change them
+
+
+_engine_config: tuple[float, EngineConfig] | None = None
+
+
+def engine_config() -> EngineConfig:
+    global _engine_config
+    now = time.monotonic()
+    if _engine_config is not None and now - _engine_config[0] < ENGINE_CONFIG_SECONDS:
+        return _engine_config[1]
+    store = StoreSettings.objects.filter(pk=1).values_list("credits_enabled", flat=True).first()
+    config = EngineConfig(
+        credits_enabled=StoreSettings._meta.get_field("credits_enabled").default if store is None else store,
+        program=ProgramSettings.current(),
+        rules={rule.method: rule for rule in AllocationRule.objects.all()},
+    )
+    _engine_config = (now, config)
+    return config
+
+
+def forget_engine_config() -> None:
+    global _engine_config
+    _engine_config = None
+
+
+def forget_engine_config_on_change(**kwargs) -> None:
+    """post_save / post_delete of StoreSettings, ProgramSettings and AllocationRule: forget
+    now, and again when the change commits (a read in between may have cached the old rows)."""
+    forget_engine_config()
+    transaction.on_commit(forget_engine_config)
 
 
 # --------------------------------------------------------------------------- back-test

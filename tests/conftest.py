@@ -77,6 +77,17 @@ def _fresh_store_currency():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_engine_config():
+    """The engine's settings and rules are cached per process for a few seconds; every test
+    starts without."""
+    from rules.selectors import forget_engine_config
+
+    forget_engine_config()
+    yield
+    forget_engine_config()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_email_templates():
     """Email templates are cached per process for a few seconds; every test starts without."""
     from notifications.services import forget_templates
