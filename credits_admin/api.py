@@ -2,8 +2,12 @@
 Every endpoint authenticates with an API key (`Authorization: Bearer sca_...` or
 `X-Api-Key: sca_...`); anonymous calls get a 401 JSON answer, never a login redirect."""
 
+import functools
+import json
+
 from django.contrib.auth.decorators import login_not_required
 from django.db import DataError
+from django.http import JsonResponse
 from django.urls import URLPattern, URLResolver
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, ValidationError
@@ -63,13 +67,45 @@ api.add_router("", "notifications.api.router")
 api.add_router("", "credits_admin.storefront_api.router")
 
 
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+def _refusing_nul(view):
+    """A NUL character in the path, a query parameter or any string of a JSON body answers
+    422 before the view runs, on every database: PostgreSQL text cannot hold one (the
+    DataError handler above is the backstop), and SQLite would store or look it up as if
+    it were text, answering something else (a 404 for a member ID that cannot exist)."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        found = "\x00" in request.path or any(_has_nul(k) or _has_nul(v) for k, v in request.GET.lists())
+        if not found and b"\\u0000" in request.body:  # only a body that spells one out can hold one
+            try:
+                found = _has_nul(json.loads(request.body))
+            except ValueError:
+                found = False  # not JSON: the view answers that
+        if found:
+            return JsonResponse({"detail": "Invalid request.", "errors": [{"msg": NUL_MESSAGE}]}, status=422)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 def _exempt(patterns):
-    """LoginRequiredMiddleware must not redirect API calls: API keys authenticate them."""
+    """LoginRequiredMiddleware must not redirect API calls: API keys authenticate them. And
+    no API call gets past a NUL character."""
     for p in patterns:
         if isinstance(p, URLResolver):
             _exempt(p.url_patterns)
         elif isinstance(p, URLPattern):
-            p.callback = login_not_required(p.callback)
+            p.callback = login_not_required(_refusing_nul(p.callback))
     return patterns
 
 
