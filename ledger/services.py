@@ -21,9 +21,9 @@ from datetime import datetime
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Min
-from django.db.models.base import ModelState
 from django.utils.module_loading import import_string
 
+from credits_admin.db import RowReader, insert_row, loaded_instance, prepared_values
 from crm.models import Customer
 
 from . import clock
@@ -123,88 +123,13 @@ def _replayed(idempotency_key: str | None, fingerprint: str, *, entry_id: int | 
 # --------------------------------------------------------------------------- plain SQL
 # A posting is a handful of statements on the hot path of checkout and of every rule
 # grant, so they are written in plain SQL (the ORM spent more time compiling them than the
-# database spent running them). Values are prepared and rows converted by the models' own
-# fields, so the same SQL serves PostgreSQL and SQLite and the instances are what the ORM
-# would have loaded.
+# database spent running them), with credits_admin.db's helpers: values prepared and rows
+# converted by the models' own fields, the same SQL on PostgreSQL and SQLite.
 
-class _Rows:
-    """Reads a model's rows from plain SQL: its columns for a SELECT list, and instances
-    built from them with the ORM's own database converters."""
-
-    def __init__(self, model, alias: str):
-        self.model = model
-        self.alias = alias
-        self.fields = list(model._meta.concrete_fields)
-        self.attnames = [f.attname for f in self.fields]
-        self._converters: dict[str, list] = {}
-
-    def columns(self) -> str:
-        quote = connection.ops.quote_name
-        return ", ".join(f"{self.alias}.{quote(f.column)}" for f in self.fields)
-
-    def _converters_for_connection(self) -> list:
-        found = self._converters.get(connection.vendor)
-        if found is None:
-            found = []
-            for i, field in enumerate(self.fields):
-                col = field.get_col(self.alias)
-                functions = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
-                if functions:
-                    found.append((i, functions, col))
-            self._converters[connection.vendor] = found
-        return found
-
-    def build(self, values):
-        values = list(values)
-        for i, functions, col in self._converters_for_connection():
-            value = values[i]
-            for convert in functions:
-                value = convert(value, col, connection)
-            values[i] = value
-        return self.model.from_db("default", self.attnames, values)
-
-
-_ACCOUNT_ROWS = _Rows(CreditAccount, "a")
-_CUSTOMER_ROWS = _Rows(Customer, "c")
-_LOT_ROWS = _Rows(CreditLot, "l")
+_ACCOUNT_ROWS = RowReader(CreditAccount, "a")
+_CUSTOMER_ROWS = RowReader(Customer, "c")
+_LOT_ROWS = RowReader(CreditLot, "l")
 _sql_cache: dict[tuple, str] = {}
-
-
-def _insert_sql(model, names: tuple[str, ...], returning: bool) -> str:
-    key = (connection.vendor, model, names, returning)
-    sql = _sql_cache.get(key)
-    if sql is None:
-        quote = connection.ops.quote_name
-        columns = ", ".join(quote(model._meta.get_field(n).column) for n in names)
-        sql = (f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(names))})"
-               + (f" RETURNING {quote(model._meta.pk.column)}" if returning else ""))
-        _sql_cache[key] = sql
-    return sql
-
-
-def _prepared(model, values: dict) -> list:
-    meta = model._meta
-    return [meta.get_field(name).get_db_prep_save(value, connection) for name, value in values.items()]
-
-
-def _insert(model, values: dict, *, returning: bool = True) -> int | None:
-    """INSERT one row of `values` (attnames); its new id."""
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(model, tuple(values), returning), _prepared(model, values))
-        return cursor.fetchone()[0] if returning else None
-
-
-def _loaded(model, values: dict, related: dict | None = None):
-    """An instance as if loaded from the database, without Model.__init__'s per-field work
-    (`values`: every concrete field by attname), with `related` objects cached on it."""
-    instance = model.__new__(model)
-    instance.__dict__.update(values)
-    instance._state = ModelState()
-    instance._state.adding = False
-    instance._state.db = "default"
-    if related:
-        instance._state.fields_cache.update(related)
-    return instance
 
 
 def _lock_sql(with_key: bool) -> str:
@@ -331,8 +256,8 @@ class _Posting:
                     related[name] = value
         if values["details"] is None:
             values["details"] = {}
-        values["id"] = _insert(LedgerEntry, values)
-        entry = _loaded(LedgerEntry, values, related)
+        values["id"] = insert_row(LedgerEntry, values)
+        entry = loaded_instance(LedgerEntry, values, related)
         self.account.balance = new_balance
         self.account.version += 1
         self.posted.append(entry)
@@ -341,8 +266,8 @@ class _Posting:
     def add_lot(self, entry: LedgerEntry, *, amount: int, expires_at: datetime | None) -> CreditLot:
         values = {"account_id": self.account.pk, "entry_id": entry.pk, "amount": amount, "remaining": amount,
                   "expires_at": expires_at, "created_at": self.now}
-        values["id"] = _insert(CreditLot, values)
-        lot = _loaded(CreditLot, values, {"account": self.account, "entry": entry})
+        values["id"] = insert_row(CreditLot, values)
+        lot = loaded_instance(CreditLot, values, {"account": self.account, "entry": entry})
         LedgerEntry.lot.related.set_cached_value(entry, lot)
         return lot
 
@@ -402,7 +327,7 @@ class _Posting:
                    + f" WHERE {quote('customer_id')} = %s")
             _sql_cache[(connection.vendor, "account_update")] = sql
         with connection.cursor() as cursor:
-            cursor.execute(sql, [*_prepared(CreditAccount, values), account.pk])
+            cursor.execute(sql, [*prepared_values(CreditAccount, values), account.pk])
         posted = list(self.posted)
         entries_posted.send(sender=LedgerEntry, entries=posted)
 
@@ -753,7 +678,7 @@ def _expire_batch(accounts: dict[int, CreditAccount], now: datetime) -> int:
         rows = cursor.fetchall()
     if not rows:
         return 0
-    entries = [_loaded(LedgerEntry, dict(id=entry_id, account_id=account_id, kind=EntryKind.EXPIRE, amount=amount,
+    entries = [loaded_instance(LedgerEntry, dict(id=entry_id, account_id=account_id, kind=EntryKind.EXPIRE, amount=amount,
                              balance_after=balance_after, created_at=now, actor_id=None, source=EntrySource.SYSTEM,
                              reason="Expired", comment="", order_id=None, reverses_id=None, idempotency_key=key,
                              fingerprint=fingerprint, batch=None, uncollected=0,

@@ -30,10 +30,11 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, Sum
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Max, Sum
 
 from credits_admin import money
+from credits_admin.db import RowReader, insert_instance, update_row
 from crm import services as crm_services
 from crm.models import Customer, Order
 from ledger import clock
@@ -122,7 +123,7 @@ def _apply(*, raw: dict, event, digest: str) -> Answer:
         now = clock.now()
         record = StorefrontEvent(event_id=event.id, type=event.type, occurred_at=event.occurred_at, payload=raw,
                                  body_hash=digest, received_at=now)
-        record.save()
+        insert_instance(record)
         run = _Run(record=record, config=selectors.engine_config(), now=now)
         record.program_enabled = run.enabled
         result = None
@@ -149,15 +150,27 @@ def _apply(*, raw: dict, event, digest: str) -> Answer:
         record.granted = sum(g["amount"] for g in run.grants)
         record.reclaimed = sum(r["collected"] for r in run.reclaims)
         record.uncollected = sum(r["uncollected"] for r in run.reclaims)
-        record.save(update_fields=["status", "response_text", "granted", "reclaimed", "uncollected", "program_enabled",
-                                   "customer", "order"])
+        update_row(record, ["status", "response_text", "granted", "reclaimed", "uncollected", "program_enabled",
+                            "customer_id", "order_id"])
     return Answer(200, text)
 
 
 # --------------------------------------------------------------------------- helpers
 
+_CUSTOMER_ROWS = RowReader(Customer, "c")
+_ORDER_ROWS = RowReader(Order, "o")
+
+
+def _for_update() -> str:
+    return " FOR UPDATE" if connection.features.has_select_for_update else ""
+
+
 def _lock_customer(member_id: str, *, required: bool = True) -> Customer | None:
-    customer = Customer.objects.select_for_update().filter(member_id=member_id).first()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {_CUSTOMER_ROWS.columns()} FROM crm_customer c WHERE c.member_id = %s{_for_update()}",
+                       [member_id])
+        row = cursor.fetchone()
+    customer = _CUSTOMER_ROWS.build(row) if row else None
     if customer is None and required:
         raise EventRejected(409, f"Customer {member_id!r} is not registered yet: send customer.registered "
                                  "first, then retry this event with the same id.", code="customer_not_registered")
@@ -256,7 +269,11 @@ def _order_paid(run: _Run, data) -> None:
         raise EventRejected(422, f"The order is in {data.currency} but the store currency is {store_currency}; "
                                  "amounts must be minor units of the store currency.", code="currency_mismatch")
     customer = _lock_customer(data.customer_id)
-    order = Order.objects.select_for_update().filter(external_id=data.order_id).first()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {_ORDER_ROWS.columns()} FROM crm_order o WHERE o.external_id = %s{_for_update()}",
+                       [data.order_id])
+        row = cursor.fetchone()
+    order = _ORDER_ROWS.build(row) if row else None
     if order is not None:
         if order.customer_id != customer.pk:
             raise EventRejected(409, f"Order {data.order_id!r} belongs to another customer.", code="order_customer")
@@ -271,16 +288,18 @@ def _order_paid(run: _Run, data) -> None:
             run.status = StorefrontEvent.Status.UNCHANGED
             run.notes.append("The order was already paid; nothing changed.")
             return
-    before = Order.objects.filter(customer=customer, paid_at__isnull=False)
-    if order is not None:
-        before = before.exclude(pk=order.pk)
-    history = before.aggregate(n=Count("id"), s=Sum("items_total"))
+    with connection.cursor() as cursor:  # the orders paid before this one
+        cursor.execute("SELECT COUNT(*), COALESCE(SUM(items_total), 0) FROM crm_order "
+                       "WHERE customer_id = %s AND paid_at IS NOT NULL AND id <> %s",
+                       [customer.pk, order.pk if order is not None else 0])
+        paid_before, spent_before = cursor.fetchone()
     paid_at = data.paid_at or run.record.occurred_at
     fields = dict(customer=customer, paid_at=paid_at, status=Order.Status.PAID, items_total=data.items_total,
                   paid_amount=data.paid_amount, currency=store_currency,
                   placed_at=data.placed_at or (order.placed_at if order else paid_at))
     if order is None:
-        order = Order.objects.create(external_id=data.order_id, **fields)
+        order = Order(external_id=data.order_id, **fields)
+        insert_instance(order)
     else:
         for name, value in fields.items():
             setattr(order, name, value)
@@ -291,8 +310,8 @@ def _order_paid(run: _Run, data) -> None:
     if customer.status == Customer.Status.DELETED:
         run.notes.append("The customer's account was deleted: no allocation rules were applied.")
         return
-    facts = allocation.OrderFacts(items_total=data.items_total, prev_paid_orders=history["n"] or 0,
-                                  prev_spend=int(history["s"] or 0))
+    facts = allocation.OrderFacts(items_total=data.items_total, prev_paid_orders=int(paid_before),
+                                  prev_spend=int(spent_before))
     rules = run.active_rules()
     for method in ORDER_METHODS:
         rule = rules.get(method)
