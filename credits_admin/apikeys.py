@@ -4,13 +4,15 @@ import hashlib
 import hmac
 import secrets
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from .audit import record_change
+from .db import RowReader
 from .models import ApiKey
 
 KEY_PREFIX = "sca"
+_KEY_ROWS = RowReader(ApiKey, "k")
 
 
 def _hash(secret: str) -> str:
@@ -47,7 +49,11 @@ def authenticate(raw: str | None) -> ApiKey | None:
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
     _, prefix, secret = parts
-    key = ApiKey.objects.filter(prefix=prefix, revoked_at__isnull=True).first()
+    with connection.cursor() as cursor:  # every storefront call: plain SQL, no ORM compile
+        cursor.execute(f"SELECT {_KEY_ROWS.columns()} FROM {ApiKey._meta.db_table} k "
+                       "WHERE k.prefix = %s AND k.revoked_at IS NULL", [prefix])
+        row = cursor.fetchone()
+    key = _KEY_ROWS.build(row) if row else None
     if key is None or not hmac.compare_digest(key.hashed_secret, _hash(secret)):
         return None
     now = timezone.now()
