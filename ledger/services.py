@@ -38,6 +38,9 @@ from .models import (
 )
 from .signals import entries_posted
 
+# A debit loads the account's open lots in first-expiring-first order, at most this many
+# when they cover it (an account with hundreds of small lots need not load them all).
+LOT_CHUNK = 50
 MAX_AMOUNT = 10**15  # minor units; guards against absurd input long before BIGINT overflows
 
 __all__ = [
@@ -203,18 +206,39 @@ class _Posting:
         self._open_lots: list[CreditLot] | None = None
 
     # -- lots -------------------------------------------------------------
-    def open_lots(self) -> list[CreditLot]:
-        """Lots with a remainder, FEFO, overdue ones already expired. Loaded once."""
+    def open_lots(self, *, cover: int | None = None) -> list[CreditLot]:
+        """Lots with a remainder, FEFO, overdue ones already expired. Loaded once.
+
+        With `cover` (a debit of that amount, the checkout's hot path), only the first
+        LOT_CHUNK lots may be loaded: enough when their unexpired remainders add up to MORE
+        than `cover`. Then every overdue lot is among them (overdue lots come first), and
+        one of them is still open after the debit, so the earliest expiry after it is
+        among them too (every lot not loaded expires no earlier, or never). Otherwise, and
+        for every other posting, all of them."""
         if self._open_lots is None:
-            quote = connection.ops.quote_name
-            with connection.cursor() as cursor:
-                cursor.execute(f"SELECT {_LOT_ROWS.columns()} FROM {quote(CreditLot._meta.db_table)} l "
-                               f"WHERE l.{quote('account_id')} = %s AND l.{quote('remaining')} > 0",
-                               [self.account.pk])
-                rows = cursor.fetchall()
-            self._open_lots = _fefo(_LOT_ROWS.build(row) for row in rows)
+            lots = self._select_lots(limit=LOT_CHUNK if cover is not None else None)
+            if cover is not None and len(lots) == LOT_CHUNK:
+                usable = sum(lot.remaining for lot in lots if lot.expires_at is None or lot.expires_at > self.now)
+                if usable <= cover:
+                    lots = self._select_lots(limit=None)
+            self._open_lots = lots
             self._expire_overdue()
         return self._open_lots
+
+    def _select_lots(self, *, limit: int | None) -> list[CreditLot]:
+        quote = connection.ops.quote_name
+        expires, pk = f"l.{quote('expires_at')}", f"l.{quote('id')}"
+        sql = (f"SELECT {_LOT_ROWS.columns()} FROM {quote(CreditLot._meta.db_table)} l "
+               f"WHERE l.{quote('account_id')} = %s AND l.{quote('remaining')} > 0 "
+               f"ORDER BY ({expires} IS NULL), {expires}, {pk}")  # FEFO, as _fefo sorts
+        params = [self.account.pk]
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        return _fefo(_LOT_ROWS.build(row) for row in rows)
 
     def expire_overdue_if_any(self) -> None:
         nxt = self.account.next_expiry_at
@@ -440,7 +464,8 @@ def debit(*, customer, amount: int, kind: str, reason: str, actor=None, source: 
 
 def _debit_locked(posting: _Posting, *, amount, kind, reason, actor, source, comment, order,
                   idempotency_key, fingerprint, details, prefer_lot_id=None, partial=False) -> LedgerEntry | None:
-    lots = posting.open_lots()  # expires what is overdue first
+    # Expires what is overdue first. A plain debit may load only the first lots it needs.
+    lots = posting.open_lots(cover=amount if prefer_lot_id is None and not partial else None)
     available = posting.account.balance
     uncollected = 0
     if amount > available:

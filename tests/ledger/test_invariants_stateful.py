@@ -23,7 +23,7 @@ from hypothesis.stateful import (
 )
 
 from ledger import clock, selectors, services
-from ledger.models import CreditLot, LedgerEntry, LotConsumption
+from ledger.models import CreditAccount, CreditLot, LedgerEntry, LotConsumption
 from tests.factories import CustomerFactory
 from tests.ledger.support import T0, US
 
@@ -345,10 +345,25 @@ class LedgerMachine(RuleBasedStateMachine):
                         for account in self.accounts.values() for lot in account.lots}
         assert all(remaining >= 0 for remaining in lots.values())
         assert selectors.verify_ledger() == []
+        # Each account's next_expiry_at (what lets a grant skip lazy expiry) is never later
+        # than the earliest expiry among its lots with a remainder.
+        for account in CreditAccount.objects.filter(pk__in=self.accounts):
+            dated = [lot.expires_at for lot in self.accounts[account.pk].lots
+                     if lot.remaining > 0 and lot.expires_at is not None]
+            if dated:
+                assert account.next_expiry_at is not None and account.next_expiry_at <= min(dated)
 
 
 def test_ledger_state_machine(db, settings):
     # given
     settings.LEDGER_EXPIRY_POLICY = f"{__name__}.thirty_days_policy"
     # when / then: every step agrees with the model and every invariant holds
+    run_state_machine_as_test(LedgerMachine)
+
+
+def test_ledger_state_machine_with_debits_loading_lots_two_at_a_time(db, settings, monkeypatch):
+    # given: debits load the first two lots when they cover them, all of them otherwise
+    settings.LEDGER_EXPIRY_POLICY = f"{__name__}.thirty_days_policy"
+    monkeypatch.setattr(services, "LOT_CHUNK", 2)
+    # when / then: the same model agrees at every step
     run_state_machine_as_test(LedgerMachine)

@@ -1,8 +1,13 @@
 import pytest
 import time_machine
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger import clock, selectors, services
-from ledger.models import CreditAccount, EntryKind
+from ledger.models import CreditAccount, CreditLot, EntryKind, LedgerEntry, LotConsumption
+from tests.factories import CustomerFactory
 from tests.ledger.support import (
     DAY,
     HOUR,
@@ -212,3 +217,91 @@ def test_debit_is_posted_at_the_ledger_clock(funded_customer):
         entry = services.debit(customer=funded_customer, amount=10, kind="redeem", reason="checkout")
     # then
     assert entry.created_at == T0
+
+
+def test_debit_on_an_account_with_many_lots_reads_only_the_first_ones_it_needs(customer):
+    # given: 120 lots of 100, expiring a day apart, and 20 never-expiring ones
+    for n in range(120):
+        grant_at(T0, customer=customer, amount=100, expires_at=T0 + (n + 1) * DAY)
+    for _ in range(20):
+        grant_at(T0, customer=customer, amount=100)
+    # when: a debit the first lots cover
+    with CaptureQueriesContext(connection) as queries:
+        entry = debit_at(T0 + HOUR, customer=customer, amount=250)
+    # then: one chunk read, the first three lots taken, the next expiry still the earliest left
+    lot_reads = [q["sql"] for q in queries.captured_queries if "ledger_creditlot" in q["sql"] and "SELECT" in q["sql"]]
+    assert len(lot_reads) == 1 and "LIMIT" in lot_reads[0]
+    taken = list(LotConsumption.objects.filter(entry=entry).order_by("lot_id").values_list("amount", flat=True))
+    assert taken == [100, 100, 50]
+    account = CreditAccount.objects.get(pk=customer.pk)
+    assert account.next_expiry_at == T0 + 3 * DAY
+    assert selectors.verify_ledger() == []
+
+
+def test_debit_the_first_lots_do_not_cover_reads_them_all(customer):
+    # given: 60 lots of 10 expiring, then one never-expiring lot of 10,000
+    for n in range(60):
+        grant_at(T0, customer=customer, amount=10, expires_at=T0 + (n + 1) * DAY)
+    grant_at(T0, customer=customer, amount=10_000)
+    # when: a debit beyond the first 50 lots (500)
+    debit_at(T0 + HOUR, customer=customer, amount=700)
+    # then: the 60 dated lots are spent first, then 100 from the never-expiring one
+    lots = list(CreditLot.objects.filter(account_id=customer.pk).order_by("id").values_list("remaining", flat=True))
+    assert lots == [0] * 60 + [9_900]
+    assert CreditAccount.objects.get(pk=customer.pk).next_expiry_at is None
+    assert selectors.verify_ledger() == []
+
+
+def test_debit_when_the_first_lots_are_all_overdue_expires_every_overdue_lot(customer):
+    # given: 70 lots that expire within the first 70 hours, then a never-expiring one
+    for n in range(70):
+        grant_at(T0, customer=customer, amount=10, expires_at=T0 + (n + 1) * HOUR)
+    grant_at(T0, customer=customer, amount=1_000)
+    # when: a debit after all of them expired
+    debit_at(T0 + 100 * HOUR, customer=customer, amount=100)
+    # then: all 70 expired (not only the first chunk), the debit from the last lot
+    assert LedgerEntry.objects.filter(account_id=customer.pk, kind="expire").count() == 70
+    assert selectors.available_balance(customer=customer) == 900
+    assert selectors.verify_ledger() == []
+
+
+@settings(max_examples=100)
+@given(lots=st.lists(st.tuples(st.integers(1, 500), st.none() | st.integers(-48, 240)), min_size=1, max_size=12),
+       chunk=st.integers(1, 4), data=st.data())
+def test_debit_loading_lots_in_chunks_posts_exactly_what_loading_all_of_them_posts(lots, chunk, data):
+    # given: two customers with the same lots (granted 100 hours ago; some already overdue)
+    twins = CustomerFactory.create_batch(2)
+    for customer in twins:
+        for amount, hours in lots:
+            grant_at(T0 - 100 * HOUR, customer=customer, amount=amount,
+                     expires_at=None if hours is None else T0 + hours * HOUR)
+    # the debit: any share of everything granted (up to 120%: some are refused), or exactly
+    # what the first unexpired lots hold, first-expiring-first (the edge of a chunk)
+    usable = sorted((hours is None, hours or 0, n, amount) for n, (amount, hours) in enumerate(lots)
+                    if hours is None or hours > 0)
+    prefix_sums = [sum(lot[3] for lot in usable[:j]) for j in range(1, len(usable) + 1)]
+    amount = data.draw(st.one_of(
+        st.integers(1, 120).map(lambda share: max(1, sum(a for a, _ in lots) * share // 100)),
+        *([st.sampled_from(prefix_sums)] if prefix_sums else []),
+    ), label="amount")
+
+    def outcome(customer, lot_chunk):
+        saved, services.LOT_CHUNK = services.LOT_CHUNK, lot_chunk
+        try:
+            with transaction.atomic():
+                debit_at(T0, customer=customer, amount=amount)
+            result = "posted"
+        except services.InsufficientCredits as exc:
+            result = f"refused: {exc}"
+        finally:
+            services.LOT_CHUNK = saved
+        return (result,
+                list(LedgerEntry.objects.filter(account_id=customer.pk).order_by("id").values_list("kind", "amount")),
+                list(CreditLot.objects.filter(account_id=customer.pk).order_by("id").values_list("remaining", flat=True)),
+                CreditAccount.objects.get(pk=customer.pk).next_expiry_at)
+
+    # when: one debits loading `chunk` lots at a time, the other loading them all
+    chunked, whole = outcome(twins[0], chunk), outcome(twins[1], 10**6)
+    # then: the same refusal or the same entries, lot remainders and next expiry
+    assert chunked == whole
+    assert selectors.verify_ledger() == []
