@@ -4,7 +4,7 @@ import hashlib
 import hmac
 import secrets
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from .audit import record_change
@@ -49,11 +49,8 @@ def authenticate(raw: str | None) -> ApiKey | None:
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
     _, prefix, secret = parts
-    with connection.cursor() as cursor:  # every storefront call: plain SQL, no ORM compile
-        cursor.execute(f"SELECT {_KEY_ROWS.columns()} FROM {ApiKey._meta.db_table} k "
-                       "WHERE k.prefix = %s AND k.revoked_at IS NULL", [prefix])
-        row = cursor.fetchone()
-    key = _KEY_ROWS.build(row) if row else None
+    # Every storefront call: plain SQL, no ORM compile.
+    key = _KEY_ROWS.first("k.prefix = %s AND k.revoked_at IS NULL", [prefix])
     if key is None or not hmac.compare_digest(key.hashed_secret, _hash(secret)):
         return None
     now = timezone.now()

@@ -67,6 +67,18 @@ class RowReader:
             self._converters[connection.vendor] = found
         return found
 
+    def first(self, where: str, params: list, *, lock: bool = False):
+        """The first row of `SELECT <columns> FROM <table> <alias> WHERE <where>` as an
+        instance, or None; `lock`: FOR UPDATE (where the database has it)."""
+        quote = connection.ops.quote_name
+        sql = f"SELECT {self.columns()} FROM {quote(self.model._meta.db_table)} {self.alias} WHERE {where}"
+        if lock and connection.features.has_select_for_update:
+            sql += " FOR UPDATE"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return self.build(row) if row is not None else None
+
     def build(self, values):
         values = list(values)
         for i, functions, col in self._converters_for_connection():
@@ -116,17 +128,15 @@ def insert_instance(instance) -> None:
     instance._state.db = "default"
 
 
-def update_row(instance, names: list[str]) -> None:
-    """UPDATE the given fields (attnames) of a saved instance, with no signals; auto_now
-    fields named are stamped as save() would."""
-    model = type(instance)
+def update_row(model, pk, values: dict) -> None:
+    """UPDATE the row `pk` of `model` with `values` (by attname), as given: no signals, no
+    auto_now stamping."""
     meta = model._meta
-    values = {name: meta.get_field(name).pre_save(instance, add=False) for name in names}
     quote = connection.ops.quote_name
     sql = (f"UPDATE {quote(meta.db_table)} SET " + ", ".join(f"{quote(meta.get_field(n).column)} = %s" for n in values)
            + f" WHERE {quote(meta.pk.column)} = %s")
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*prepared_values(model, values), instance.pk])
+        cursor.execute(sql, [*prepared_values(model, values), pk])
 
 
 def loaded_instance(model, values: dict, related: dict | None = None):

@@ -23,7 +23,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Min
 from django.utils.module_loading import import_string
 
-from credits_admin.db import RowReader, insert_row, loaded_instance, prepared_values
+from credits_admin.db import RowReader, insert_row, loaded_instance, update_row
 from crm.models import Customer
 
 from . import clock
@@ -337,36 +337,15 @@ class _Posting:
         if self._open_lots is not None:
             dated = [lot.expires_at for lot in self._open_lots if lot.expires_at is not None]
             self.account.next_expiry_at = min(dated) if dated else None
-        last = self.account.last_entry_at
         account = self.account
+        last = account.last_entry_at
         account.last_entry_at = self.now if last is None else max(last, self.now)
         account.updated_at = self.now
-        values = {"balance": account.balance, "version": account.version, "next_expiry_at": account.next_expiry_at,
-                  "last_entry_at": account.last_entry_at, "updated_at": self.now}
-        sql = _sql_cache.get((connection.vendor, "account_update"))
-        if sql is None:
-            quote = connection.ops.quote_name
-            sql = (f"UPDATE {quote(CreditAccount._meta.db_table)} SET "
-                   + ", ".join(f"{quote(name)} = %s" for name in values)
-                   + f" WHERE {quote('customer_id')} = %s")
-            _sql_cache[(connection.vendor, "account_update")] = sql
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*prepared_values(CreditAccount, values), account.pk])
+        update_row(CreditAccount, account.pk, {
+            "balance": account.balance, "version": account.version, "next_expiry_at": account.next_expiry_at,
+            "last_entry_at": account.last_entry_at, "updated_at": self.now})
         posted = list(self.posted)
         entries_posted.send(sender=LedgerEntry, entries=posted)
-
-
-def _committed_replay(idempotency_key: str | None, fingerprint: str) -> LedgerEntry | None:
-    """The entry posted under the key by a transaction that committed meanwhile, if any."""
-    if not idempotency_key:
-        return None
-    entry = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
-    if entry is None:
-        return None
-    if entry.fingerprint != fingerprint:
-        raise IdempotencyConflict(idempotency_key)
-    entry.replayed = True
-    return entry
 
 
 def _race_safe(idempotency_key: str | None, fingerprint: str, post):
@@ -378,14 +357,14 @@ def _race_safe(idempotency_key: str | None, fingerprint: str, post):
     try:
         result = post()
     except IntegrityError:
-        if (entry := _committed_replay(idempotency_key, fingerprint)) is not None:
+        if (entry := _replayed(idempotency_key, fingerprint)) is not None:
             return entry
         raise
     except LedgerError:
-        if (entry := _committed_replay(idempotency_key, fingerprint)) is not None:
+        if (entry := _replayed(idempotency_key, fingerprint)) is not None:
             return entry
         raise
-    if result is None and (entry := _committed_replay(idempotency_key, fingerprint)) is not None:
+    if result is None and (entry := _replayed(idempotency_key, fingerprint)) is not None:
         return entry
     return result
 

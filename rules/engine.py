@@ -150,8 +150,9 @@ def _apply(*, raw: dict, event, digest: str) -> Answer:
         record.granted = sum(g["amount"] for g in run.grants)
         record.reclaimed = sum(r["collected"] for r in run.reclaims)
         record.uncollected = sum(r["uncollected"] for r in run.reclaims)
-        update_row(record, ["status", "response_text", "granted", "reclaimed", "uncollected", "program_enabled",
-                            "customer_id", "order_id"])
+        update_row(StorefrontEvent, record.pk, {
+            name: getattr(record, name) for name in ("status", "response_text", "granted", "reclaimed", "uncollected",
+                                                     "program_enabled", "customer_id", "order_id")})
     return Answer(200, text)
 
 
@@ -161,16 +162,8 @@ _CUSTOMER_ROWS = RowReader(Customer, "c")
 _ORDER_ROWS = RowReader(Order, "o")
 
 
-def _for_update() -> str:
-    return " FOR UPDATE" if connection.features.has_select_for_update else ""
-
-
 def _lock_customer(member_id: str, *, required: bool = True) -> Customer | None:
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {_CUSTOMER_ROWS.columns()} FROM crm_customer c WHERE c.member_id = %s{_for_update()}",
-                       [member_id])
-        row = cursor.fetchone()
-    customer = _CUSTOMER_ROWS.build(row) if row else None
+    customer = _CUSTOMER_ROWS.first("c.member_id = %s", [member_id], lock=True)
     if customer is None and required:
         raise EventRejected(409, f"Customer {member_id!r} is not registered yet: send customer.registered "
                                  "first, then retry this event with the same id.", code="customer_not_registered")
@@ -269,11 +262,7 @@ def _order_paid(run: _Run, data) -> None:
         raise EventRejected(422, f"The order is in {data.currency} but the store currency is {store_currency}; "
                                  "amounts must be minor units of the store currency.", code="currency_mismatch")
     customer = _lock_customer(data.customer_id)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {_ORDER_ROWS.columns()} FROM crm_order o WHERE o.external_id = %s{_for_update()}",
-                       [data.order_id])
-        row = cursor.fetchone()
-    order = _ORDER_ROWS.build(row) if row else None
+    order = _ORDER_ROWS.first("o.external_id = %s", [data.order_id], lock=True)
     if order is not None:
         if order.customer_id != customer.pk:
             raise EventRejected(409, f"Order {data.order_id!r} belongs to another customer.", code="order_customer")
